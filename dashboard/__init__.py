@@ -1,0 +1,1 @@
+"""The Streamlit triage dashboard (``winnow dashboard``); it reads and writes only through winnow.store."""

@@ -1,0 +1,117 @@
+"""The audit flow: ingest → embed (in shards) → detect → store, one Prefect task per stage.
+
+1. open (or resume) a run in the store
+2. ingest the source and commit its items
+3. embed each shard of items not in the embedding cache, committing vectors shard by shard
+4. build the kNN graph once and run every detector and check on it
+5. commit findings and pairs, publish a markdown summary artifact, mark the run completed
+
+Runs with no Prefect server (Prefect starts a temporary one) or against ``PREFECT_API_URL``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from winnow import stages
+from winnow.config import AuditConfig
+from winnow.embed import resolve_device
+from winnow.errors import WinnowError
+from winnow.report import summary_markdown
+from winnow.store import Store
+
+
+def _retry_unless_user_error(task, task_run, state) -> bool:
+    """Retry I/O failures, never errors in the user's input (they would fail the same way)."""
+    try:
+        state.result()
+    except WinnowError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+io_task = dict(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=_retry_unless_user_error, cache_policy=NO_CACHE)
+
+open_run = task(stages.open_run, name="open-run", **io_task)
+ingest = task(stages.ingest_stage, name="ingest", **io_task)
+embed_shard = task(stages.embed_shard, name="embed-shard", task_run_name="embed-shard-{rows.index[0]}", **io_task)
+record_embed_errors = task(stages.record_embed_errors, name="record-decode-errors", **io_task)
+load_vectors = task(stages.load_vectors, name="load-vectors", **io_task)
+detect = task(stages.detect_stage, name="detect", cache_policy=NO_CACHE)
+
+
+@task(name="store-results", **io_task)
+def store_results(store: Store, run_id: str, detections: stages.Detections) -> None:
+    store.save_results(run_id, detections.findings, detections.pairs)
+
+
+@flow(name="winnow-audit", flow_run_name="audit-{config.name}", log_prints=True)
+def audit_flow(config: AuditConfig, db: str, resume: str | None = None, progress: bool = False) -> dict[str, Any]:
+    """Audit one dataset into the DuckDB file ``db`` and return the run summary."""
+    logger = get_run_logger()
+    store = Store(db)
+    run_id, config = open_run(store, config, resume)
+    try:
+        dataset = ingest(store, run_id, config)
+        device = resolve_device(config.device)
+        embedder = stages.embedder_for(dataset, config)
+        logger.info("run %s: %d items (%s), model %s on %s", run_id, len(dataset.items), dataset.modality, embedder.model_id, device)
+        errors: dict[str, str] = {}
+        cached = computed = 0
+        parts = stages.shards(dataset, config.shard_size)
+        with _progress_bar(progress, total=len(dataset.readable), label="embedding") as bar:
+            for rows in parts:
+                stats = embed_shard(store, dataset, rows, embedder, config.batch_size)
+                errors.update(stats["errors"])
+                cached += stats["cached"]
+                computed += stats["computed"]
+                bar(len(rows))
+        record_embed_errors(store, run_id, dataset, errors)
+        store.mark_stage(run_id, "embed", {"model_id": embedder.model_id, "cached": cached, "computed": computed, "decode_errors": len(errors)})
+        embedded, vectors = load_vectors(store, dataset.items, embedder.model_id)
+        detections = detect(dataset.items, embedded, vectors, dataset.modality, config, device)
+        for name, why in {**detections.skipped, **detections.failed}.items():
+            logger.warning("detector %s did not run: %s", name, why)
+        store_results(store, run_id, detections)
+        summary = stages.summarize(store, run_id)
+        summary.update(
+            dataset=config.name, modality=dataset.modality, model_id=embedder.model_id, device=device, knn=detections.knn_method,
+            embed={"cached": cached, "computed": computed}, skipped=detections.skipped, failed=detections.failed, db=str(store.path),
+        )
+        store.finish_run(run_id, status="completed", counts=summary)
+    except BaseException as exc:
+        store.finish_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    create_markdown_artifact(summary_markdown(summary), key="winnow-audit-summary", description=f"winnow audit {run_id}")
+    return summary
+
+
+class _progress_bar:
+    """A tqdm bar on stderr when asked for (and a no-op otherwise)."""
+
+    def __init__(self, enabled: bool, total: int, label: str) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit="item", leave=False)
+
+    def __enter__(self):
+        return lambda n: self.bar.update(n) if self.bar is not None else None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(audit_flow(AuditConfig(source=sys.argv[1]), db=sys.argv[2] if len(sys.argv) > 2 else "winnow.duckdb"))

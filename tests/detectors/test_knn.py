@@ -1,0 +1,44 @@
+import numpy as np
+
+from detectors.knn import build_knn_graph
+from winnow.embed import l2_normalize
+
+
+def brute_force(vectors, k):
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(sims, order, axis=1)
+
+
+def test_flat_graph_matches_brute_force_and_excludes_self():
+    vectors = l2_normalize(np.random.default_rng(1).normal(size=(200, 16)))
+    graph = build_knn_graph(vectors, k=5)
+    order, sims = brute_force(vectors, 5)
+    assert graph.method == "faiss-flat"
+    assert (graph.indices != np.arange(200)[:, None]).all()
+    np.testing.assert_array_equal(graph.indices, order)
+    np.testing.assert_allclose(graph.similarities, sims, atol=1e-5)
+
+
+def test_ivf_graph_recalls_planted_copies():
+    rng = np.random.default_rng(2)
+    base = l2_normalize(rng.normal(size=(3000, 32)))
+    copies = l2_normalize(base[:100] + rng.normal(scale=0.01, size=(100, 32)))
+    graph = build_knn_graph(np.vstack([base, copies]), k=5, ivf_min_items=1000)
+    assert graph.method.startswith("faiss-ivf")
+    found = sum(graph.indices[3000 + i, 0] == i for i in range(100))
+    assert found >= 99
+
+
+def test_exact_copies_never_list_themselves():
+    vectors = l2_normalize(np.vstack([np.ones((3, 4)), np.eye(4)]))
+    graph = build_knn_graph(vectors, k=2)
+    assert all(i not in row for i, row in enumerate(graph.indices))
+
+
+def test_fewer_items_than_k():
+    vectors = l2_normalize(np.eye(3))
+    graph = build_knn_graph(vectors, k=10)
+    assert graph.k == 2
+    assert build_knn_graph(vectors[:1], k=10).k == 0

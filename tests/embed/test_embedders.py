@@ -1,0 +1,123 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import fashion_images
+from winnow.embed import embed_payloads, get_embedder, resolve_device
+from winnow.errors import ConfigError, ModelError
+
+
+@pytest.fixture(scope="module")
+def fashion_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fashion")
+    paths = []
+    for i, (pixels, label) in enumerate(fashion_images(4, classes=(1, 7))):
+        path = root / f"{label}_{i}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def test_efficientnet_vectors_are_unit_and_group_by_class(fashion_files):
+    embedder = get_embedder(None, "image", "cpu")
+    assert embedder.model_id == "efficientnet-lite0" and embedder.dim == 1280
+    result = embed_payloads(embedder, fashion_files, batch_size=3)
+    v = result.vectors
+    assert v.shape == (8, 1280) and v.dtype == np.float32 and not result.errors
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    sims = v @ v.T
+    same = sims[:4, :4][~np.eye(4, dtype=bool)].mean()
+    across = sims[:4, 4:].mean()
+    assert same > across + 0.1  # trousers resemble trousers more than sneakers
+
+
+def test_batching_does_not_change_vectors(fashion_files):
+    embedder = get_embedder(None, "image", "cpu")
+    one = embed_payloads(embedder, fashion_files[:4], batch_size=1).vectors
+    four = embed_payloads(embedder, fashion_files[:4], batch_size=4).vectors
+    np.testing.assert_allclose(one, four, atol=1e-4)
+
+
+def test_bad_file_is_reported_not_raised(fashion_files, tmp_path):
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(open(fashion_files[0], "rb").read()[:60])
+    result = embed_payloads(get_embedder(None, "image", "cpu"), [fashion_files[0], str(truncated), fashion_files[1]], batch_size=2)
+    assert result.ok == [0, 2] and list(result.errors) == [1]
+    assert "cannot decode" in result.errors[1]
+
+
+def test_minilm_ranks_paraphrase_above_unrelated():
+    embedder = get_embedder("minilm", "text", "cpu")
+    v = embed_payloads(embedder, ["A cat sits on the mat.", "There is a cat sitting on a mat.", "Quarterly revenue rose 4%."]).vectors
+    assert v.shape == (3, 384)
+    assert v[0] @ v[1] > 0.7 > v[0] @ v[2]
+
+
+def test_tabular_encoder_scales_and_one_hot_encodes():
+    frame = pd.DataFrame({"x": [1.0, 1.1, 5.0, np.nan], "colour": ["red", "red", "blue", None]})
+    embedder = get_embedder(None, "tabular", features=frame)
+    v = embed_payloads(embedder, frame.to_dict(orient="records")).vectors
+    assert v.shape[0] == 4 and embedder.model_id.startswith("tabular-onehot-scaled:")
+    assert v.shape[1] == 1 + 3  # one scaled numeric, three colour levels (missing is a level)
+    assert v[0] @ v[1] > 0.99 and v[0] @ v[1] > v[0] @ v[2]
+    assert get_embedder(None, "tabular", features=frame).model_id == embedder.model_id
+    assert get_embedder(None, "tabular", features=frame.assign(x=frame.x * 2)).model_id != embedder.model_id
+
+
+@pytest.fixture(scope="module")
+def tiny_clip_checkpoint(tmp_path_factory):
+    """A small open_clip model built with pretrained=None and saved: stands in for a user's checkpoint."""
+    import open_clip
+
+    folder = tmp_path_factory.mktemp("clip")
+    config = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
+    (folder / "winnow-tiny-clip.json").write_text(json.dumps(config))
+    open_clip.add_model_config(folder / "winnow-tiny-clip.json")
+    torch.manual_seed(0)
+    model = open_clip.create_model("winnow-tiny-clip", pretrained=None)
+    torch.save(model.state_dict(), folder / "tiny.pt")
+    return folder / "tiny.pt", model
+
+
+def test_open_clip_loads_the_user_checkpoint(tiny_clip_checkpoint, fashion_files):
+    path, original = tiny_clip_checkpoint
+    embedder = get_embedder(f"open_clip:winnow-tiny-clip:{path}", "image", "cpu")
+    loaded = embedder.model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in original.state_dict().items())
+    v = embed_payloads(embedder, fashion_files[:2]).vectors
+    assert v.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    texts = embed_payloads(get_embedder(f"open_clip:winnow-tiny-clip:{path}", "text", "cpu"), ["a shoe", "a photo of trousers"]).vectors
+    assert texts.shape == (2, 32)
+
+
+def test_model_spec_errors(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        get_embedder(f"open_clip:ViT-B-32:{tmp_path / 'missing.pt'}", "image", "cpu")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError, match="cannot load"):
+        get_embedder(f"open_clip:ViT-B-32:{tmp_path / 'junk.pt'}", "image", "cpu")
+    with pytest.raises(ConfigError, match="incomplete"):
+        get_embedder("open_clip:ViT-B-32", "image")
+    with pytest.raises(ConfigError, match="unknown model"):
+        get_embedder("resnet9000", "image")
+    with pytest.raises(ConfigError, match="embeds text data"):
+        get_embedder("minilm", "image")
+
+
+def test_device_resolution():
+    assert resolve_device(None) == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(ConfigError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")

@@ -1,0 +1,105 @@
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from winnow.datasets.model import items_frame
+from winnow.errors import RunNotFound, StoreLocked, WinnowError
+from winnow.findings import make_findings
+from winnow.store import Store, migrations
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(tmp_path / "w.duckdb")
+
+
+def items(n=3):
+    return items_frame([
+        {"item_id": f"i{i}", "modality": "text", "uri": None, "text": f"t{i}", "label": "a", "content_hash": f"h{i}", "metadata": "{}", "error": None}
+        for i in range(n)
+    ])
+
+
+def run_with_findings(store):
+    run = store.create_run(dataset="d", source="/x", modality="text", config={"k": 3})
+    store.save_items(run, items())
+    findings = make_findings(["i0", "i1", "i2"], "near_duplicate", [0.1, 0.99, 0.2], [False, True, False], [None, "copy of i0", None], [{}, {}, {}], related_item_ids=[None, "i0", None])
+    pairs = pd.DataFrame({"item_a": ["i0"], "item_b": ["i1"], "similarity": [0.99], "method": ["embedding_cosine"]})
+    store.save_results(run, findings, pairs)
+    return run
+
+
+def test_schema_is_migrated_once_and_recorded(store):
+    assert store.initialize() == [name for name, _ in migrations.MIGRATIONS]
+    with store.connect() as con:
+        assert migrations.pending(con) == []
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"runs", "items", "embeddings", "findings", "pairs", "decisions", "check_results", "schema_migrations"} <= tables
+
+
+def test_stage_writes_are_idempotent(store):
+    run = run_with_findings(store)
+    store.save_items(run, items())  # a resumed run writes its stage again
+    run_with_findings_again = make_findings(["i0", "i1", "i2"], "near_duplicate", [0.1, 0.99, 0.2], [False, True, False], [None, "x", None], [{}, {}, {}])
+    store.save_results(run, run_with_findings_again, pd.DataFrame({"item_a": ["i0"], "item_b": ["i1"], "similarity": [0.99], "method": ["m"]}))
+    assert len(store.load_items(run)) == 3
+    assert len(store.findings(run)) == 3 and len(store.pairs(run)) == 1
+    assert set(store.stages(run)) == {"ingest", "detect"}
+    assert store.issue_counts(run).set_index("issue_type").loc["near_duplicate", "flagged"] == 1
+
+
+def test_vector_cache_round_trip_keeps_first_write(store):
+    v = np.arange(6, dtype=np.float32).reshape(2, 3)
+    store.save_vectors("m", ["a", "b"], v)
+    store.save_vectors("m", ["a"], np.zeros((1, 3), np.float32))
+    cached = store.cached_vectors("m", ["a", "b", "c"])
+    assert set(cached) == {"a", "b"}
+    np.testing.assert_array_equal(cached["a"], v[0])
+    assert store.cached_vectors("other-model", ["a"]) == {}
+
+
+def test_runs_listing_and_lookup(store):
+    run = run_with_findings(store)
+    store.finish_run(run, status="completed", counts={"items": 3})
+    assert store.latest_run_id() == run
+    assert store.get_run(run)["counts"] == {"items": 3}
+    assert store.get_run(run)["config"] == {"k": 3}
+    with pytest.raises(RunNotFound, match="winnow runs"):
+        store.get_run("nope")
+
+
+def test_clean_items_apply_findings_and_decisions(store):
+    run = run_with_findings(store)
+    assert store.clean_items(run)["item_id"].tolist() == ["i0", "i2"]
+    store.record_decision(run, "i1", "near_duplicate", "dismissed", reviewer="ana")
+    store.record_decision(run, "i2", "near_duplicate", "confirmed", reviewer="ana")
+    store.record_decision(run, "i0", "near_duplicate", "relabel", new_label="b")
+    clean = store.clean_items(run)
+    assert clean["item_id"].tolist() == ["i0", "i1"]
+    assert clean.set_index("item_id").loc["i0", "label"] == "b"
+    with pytest.raises(WinnowError, match="decision must be one of"):
+        store.record_decision(run, "i1", "near_duplicate", "maybe")
+
+
+def test_reading_a_missing_database_says_what_to_do(tmp_path):
+    with pytest.raises(WinnowError, match="run `winnow audit"):
+        Store(tmp_path / "none.duckdb").list_runs()
+
+
+def test_a_locked_file_is_waited_for_then_reported(store):
+    store.initialize()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(store.path)!r}); print('held', flush=True); time.sleep(2)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(StoreLocked, match="stayed locked"):
+        Store(store.path, lock_timeout=0.3).list_runs()
+    started = time.monotonic()
+    assert Store(store.path, lock_timeout=30).list_runs().empty  # waits for the holder to exit
+    assert time.monotonic() - started > 0.5
+    holder.wait()

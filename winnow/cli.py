@@ -1,0 +1,246 @@
+"""The ``winnow`` command line: a thin layer over :mod:`winnow.audit`, the store and exports.
+
+Errors in the user's input exit with code 2 and a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from winnow.errors import WinnowError
+
+app = typer.Typer(
+    help="winnow: find duplicates, off-topic items, label errors and outliers in image, text and tabular datasets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+DbOption = typer.Option(None, "--db", envvar="WINNOW_DB", help="DuckDB file for results [default: ./winnow.duckdb].")
+
+
+def _store(db: Optional[Path]):
+    from winnow.store import Store
+
+    return Store(db)
+
+
+def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn :class:`WinnowError` into a clean message and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except WinnowError as exc:
+            err.print(f"[bold red]error:[/bold red] {exc}")
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.command()
+@user_errors
+def audit(
+    source: Optional[Path] = typer.Argument(None, help="Image folder, or CSV / Parquet / JSONL file (a manifest or a table)."),
+    modality: Optional[str] = typer.Option(None, help="image, text or tabular [default: detected]."),
+    text_col: Optional[str] = typer.Option(None, help="Column holding the text (text manifests)."),
+    path_col: Optional[str] = typer.Option(None, help="Column holding image paths (image manifests)."),
+    label_col: Optional[str] = typer.Option(None, help="Column holding the label, if any."),
+    id_col: Optional[str] = typer.Option(None, help="Column holding unique item ids [default: row number]."),
+    db: Optional[Path] = DbOption,
+    name: Optional[str] = typer.Option(None, help="Dataset name [default: the source's file or folder name]."),
+    model: Optional[str] = typer.Option(None, help="efficientnet-lite0, minilm, tabular or open_clip:ARCH:CHECKPOINT [default: per modality]."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda [default: cuda when available]."),
+    k: int = typer.Option(10, help="Neighbours per item in the shared kNN graph."),
+    batch_size: int = typer.Option(32, help="Items per forward pass."),
+    shard_size: int = typer.Option(512, help="Items per embedding shard (each shard is committed when done)."),
+    detector: list[str] = typer.Option([], "--detector", help="Run only this detector (repeatable) [default: all]."),
+    param: list[str] = typer.Option([], "--param", help="Detector parameter, DETECTOR.PARAM=VALUE (repeatable)."),
+    resume: Optional[str] = typer.Option(None, help="Finish the interrupted run RUN instead of starting a new one."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs."),
+) -> None:
+    """Audit a dataset and print a summary.
+
+    Example: winnow audit photos/ --db audit.duckdb
+    """
+    from winnow.config import params_from_strings
+    from winnow.prefect_env import configure_prefect
+
+    configure_prefect(quiet=not verbose)
+    from winnow import api
+
+    progress = sys.stderr.isatty() and not as_json
+    if resume:
+        summary = api.resume(resume, db=db, progress=progress)
+    else:
+        if source is None:
+            raise WinnowError("give a SOURCE to audit (a folder or a file), or --resume RUN.")
+        summary = api.audit(
+            source, db=db, progress=progress, modality=modality, text_col=text_col, path_col=path_col,
+            label_col=label_col, id_col=id_col, name=name, model=model, device=device, k=k, batch_size=batch_size,
+            shard_size=shard_size, detectors=list(detector) or None, params=params_from_strings(list(param)),
+        )
+    if as_json:
+        console.print_json(json.dumps(summary, default=str))
+        return
+    from winnow.report import print_summary
+
+    print_summary(summary, console)
+    console.print(f"results in {summary['db']} · open them with: [bold]winnow dashboard --db {summary['db']}[/bold]")
+
+
+@app.command()
+@user_errors
+def runs(db: Optional[Path] = DbOption, dataset: Optional[str] = typer.Option(None, help="Only runs of this dataset.")) -> None:
+    """List audit runs, newest first.
+
+    Example: winnow runs --db audit.duckdb
+    """
+    store = _store(db)
+    frame = store.list_runs(dataset)
+    table = Table(title=f"runs in {store.path}")
+    for column in ("run", "dataset", "modality", "status", "started", "items", "flagged"):
+        table.add_column(column, no_wrap=column in ("run", "started"), justify="right" if column in ("items", "flagged") else "left")
+    for row in frame.itertuples():
+        counts = json.loads(row.counts) if isinstance(row.counts, str) else {}
+        flagged = sum((counts.get("flagged") or {}).values())
+        table.add_row(row.run_id, row.dataset, row.modality or "", row.status, f"{row.started:%Y-%m-%d %H:%M}", str(counts.get("items", "")), str(flagged))
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def show(run: Optional[str] = typer.Argument(None, help="Run id [default: the newest run]."), db: Optional[Path] = DbOption,
+         top: int = typer.Option(5, help="Top flagged items per issue type.")) -> None:
+    """Summarise one run: counts per issue type and the top flagged items.
+
+    Example: winnow show 20261123-101500-ab12cd
+    """
+    from winnow.report import print_summary
+    from winnow.stages import summarize
+
+    store = _store(db)
+    run_id = store.resolve_run(run)
+    info = store.get_run(run_id)
+    summary = {**info["counts"], **summarize(store, run_id, top=top), "dataset": info["dataset"], "modality": info["modality"]}
+    summary.setdefault("db", str(store.path))
+    console.print(f"status: {info['status']}" + (f" ({info['error']})" if info.get("error") else ""))
+    print_summary(summary, console)
+
+
+@app.command()
+@user_errors
+def export(
+    what: str = typer.Option(..., help="findings, pairs or clean (the dataset without removed items)."),
+    out: Path = typer.Option(..., help="Output file."),
+    run: Optional[str] = typer.Option(None, help="Run id [default: the newest run]."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv, parquet or jsonl [default: from --out's extension]."),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Export a run's findings, duplicate pairs or cleaned dataset.
+
+    Example: winnow export --what findings --out findings.parquet
+    """
+    from winnow.export import export as do_export
+
+    run_id, rows = do_export(_store(db), what, out, run_id=run, fmt=fmt)
+    console.print(f"wrote {rows} rows of {what} from run {run_id} to {out}")
+
+
+@app.command()
+@user_errors
+def dashboard(db: Optional[Path] = DbOption, port: int = typer.Option(8501, help="Port on 127.0.0.1.")) -> None:
+    """Open the triage dashboard (Streamlit) on 127.0.0.1.
+
+    Example: winnow dashboard --db audit.duckdb --port 8501
+    """
+    store = _store(db)
+    if not store.path.exists():
+        raise WinnowError(f"no winnow database at {store.path}; run `winnow audit SOURCE` (or `winnow demo`) first.")
+    import dashboard as dashboard_package
+
+    app_path = Path(dashboard_package.__file__).resolve().parent / "app.py"
+    env = {**os.environ, "WINNOW_DB": str(store.path.resolve())}
+    console.print(f"dashboard for {store.path} on http://127.0.0.1:{port} (Ctrl+C to stop)")
+    command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.address", "127.0.0.1",
+               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Path = typer.Option(Path("demo"), help="Folder for the demo datasets."),
+    db: Optional[Path] = typer.Option(None, "--db", help="DuckDB file [default: OUT/winnow.duckdb]."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs."),
+) -> None:
+    """Build the bundled demo datasets (images, texts, a table), audit them and print the results.
+
+    Example: winnow demo --out demo
+    """
+    from winnow.prefect_env import configure_prefect
+
+    configure_prefect(quiet=not verbose)
+    from winnow import api
+    from winnow.demo import build_demo, planted_pairs_found
+    from winnow.report import print_summary
+
+    db = db or out / "winnow.duckdb"
+    console.print(f"building demo datasets in {out}/ (planted problems listed in {out}/truth.json)")
+    truth = build_demo(out)
+    jobs = {
+        "images": dict(source=out / "images"),
+        "texts": dict(source=out / "texts.jsonl", id_col="id", label_col="label"),
+        "wine": dict(source=out / "wine.csv", id_col="id", label_col="class"),
+    }
+    store = _store(db)
+    for name, options in jobs.items():
+        console.rule(f"demo: {name}")
+        summary = api.audit(db=db, progress=sys.stderr.isatty(), name=f"demo-{name}", **options)
+        print_summary(summary, console)
+        for kind, (found, planted) in planted_pairs_found(truth[name], store.pairs(summary["run_id"])).items():
+            console.print(f"planted {kind.replace('_', ' ')}s found in pairs: {found}/{planted}")
+    console.rule()
+    console.print(f"results are in {db}. Open the dashboard with:\n  [bold]winnow dashboard --db {db}[/bold]")
+
+
+@app.command()
+def detectors() -> None:
+    """List the registered detectors, the data they apply to and their parameters.
+
+    Example: winnow detectors
+    """
+    from detectors import REGISTRY
+
+    table = Table(title="detectors")
+    for column in ("name", "modalities", "needs", "parameters", "what it flags"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("name", "parameters"))
+    for spec in REGISTRY.values():
+        params = ", ".join(f"{k}={v}" for k, v in spec.parameters().items())
+        for modality, overrides in spec.modality_defaults.items():
+            params += f" ({modality}: " + ", ".join(f"{k}={v}" for k, v in overrides.items()) + ")"
+        table.add_row(spec.name, ", ".join(sorted(spec.modalities)), ", ".join(sorted(spec.requires)) or "content hash", params, spec.description)
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

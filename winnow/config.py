@@ -1,0 +1,78 @@
+"""Audit configuration: every option of ``winnow audit``, stored with each run so it can resume."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from winnow.errors import ConfigError
+
+DEFAULT_K = 10
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_SHARD_SIZE = 512
+
+
+@dataclass
+class AuditConfig:
+    """What to audit and how. ``params`` maps a detector name to keyword overrides."""
+
+    source: str
+    modality: str | None = None
+    text_col: str | None = None
+    path_col: str | None = None
+    label_col: str | None = None
+    id_col: str | None = None
+    name: str | None = None
+    model: str | None = None
+    device: str | None = None
+    k: int = DEFAULT_K
+    batch_size: int = DEFAULT_BATCH_SIZE
+    shard_size: int = DEFAULT_SHARD_SIZE
+    detectors: list[str] | None = None
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.source = str(Path(self.source).expanduser().resolve())
+        self.name = self.name or Path(self.source).stem
+        for option in ("k", "batch_size", "shard_size"):
+            if int(getattr(self, option)) < 1:
+                raise ConfigError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(self, option)}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AuditConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def parse_param(text: str) -> tuple[str, str, Any]:
+    """``detector.param=value`` → ``(detector, param, value)``; the value is parsed as a number or
+    boolean when it looks like one."""
+    key, sep, raw = text.partition("=")
+    detector, dot, param = key.partition(".")
+    if not sep or not dot or not detector or not param:
+        raise ConfigError(f"--param {text!r} must look like DETECTOR.PARAM=VALUE, e.g. near_duplicate.threshold=0.9.")
+    value: Any = raw
+    lowered = raw.strip().lower()
+    if lowered in ("true", "false"):
+        value = lowered == "true"
+    else:
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+    return detector, param, value
+
+
+def params_from_strings(items: list[str]) -> dict[str, dict[str, Any]]:
+    """Collect repeated ``--param`` options into ``{detector: {param: value}}``."""
+    params: dict[str, dict[str, Any]] = {}
+    for text in items:
+        detector, param, value = parse_param(text)
+        params.setdefault(detector, {})[param] = value
+    return params

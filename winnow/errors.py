@@ -1,0 +1,31 @@
+"""Exceptions users can act on.
+
+Every error raised for bad input is a :class:`WinnowError`; the CLI turns it into a one-paragraph
+message and exit code 2. The message always says what was expected, what was found and what to do.
+"""
+
+from __future__ import annotations
+
+
+class WinnowError(Exception):
+    """Base class for errors caused by the user's input or environment (CLI exit code 2)."""
+
+
+class SourceError(WinnowError):
+    """The dataset source cannot be read as any supported layout."""
+
+
+class ConfigError(WinnowError):
+    """An option or configuration value is invalid."""
+
+
+class ModelError(WinnowError):
+    """An embedding model cannot be built or its weights cannot be loaded."""
+
+
+class RunNotFound(WinnowError):
+    """A run id was given that is not in the database."""
+
+
+class StoreLocked(WinnowError):
+    """The DuckDB file stayed locked by another process for longer than the timeout."""

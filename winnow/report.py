@@ -1,0 +1,64 @@
+"""Human-readable summaries of a run: markdown (Prefect artifact) and rich tables (CLI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from winnow.findings import ISSUE_TYPES
+
+
+def _issue_rows(summary: dict[str, Any]) -> list[tuple[str, int, int]]:
+    scored = summary.get("scored", {})
+    flagged = summary.get("flagged", {})
+    return [(t, flagged.get(t, 0), scored.get(t, 0)) for t in ISSUE_TYPES if t in scored]
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """The run summary as a markdown document."""
+    lines = [
+        f"# winnow audit `{summary['run_id']}`",
+        "",
+        f"Dataset **{summary.get('dataset')}** ({summary.get('modality')}, {summary['items']} items), "
+        f"model `{summary.get('model_id')}` on {summary.get('device')}. Results in `{summary.get('db')}`.",
+        "",
+        "| issue type | flagged | scored |",
+        "|---|---:|---:|",
+        *[f"| {t} | {f} | {s} |" for t, f, s in _issue_rows(summary)],
+        "",
+        f"Duplicate pairs: {summary.get('pairs', 0)}. Open the dashboard with `winnow dashboard --db {summary.get('db')}`.",
+    ]
+    if summary.get("top"):
+        lines += ["", "## Top items", "", "| issue type | item | score | reason |", "|---|---|---:|---|"]
+        lines += [f"| {t['issue_type']} | `{t['item_id']}` | {t['score']:.3f} | {t['reason']} |" for t in summary["top"]]
+    return "\n".join(lines)
+
+
+def print_summary(summary: dict[str, Any], console: Console) -> None:
+    """Counts per issue type and the top flagged items, as rich tables."""
+    console.print(
+        f"[bold]run {summary['run_id']}[/bold] · {summary.get('dataset')} · {summary.get('modality')} · "
+        f"{summary['items']} items · model {summary.get('model_id')} on {summary.get('device')}"
+    )
+    embed = summary.get("embed") or {}
+    if embed:
+        console.print(f"embeddings: {embed.get('computed', 0)} computed, {embed.get('cached', 0)} from cache")
+    counts = Table(title="findings per issue type")
+    counts.add_column("issue type")
+    counts.add_column("flagged", justify="right")
+    counts.add_column("scored", justify="right")
+    for issue_type, flagged, scored in _issue_rows(summary):
+        counts.add_row(issue_type, str(flagged), str(scored))
+    console.print(counts)
+    console.print(f"duplicate pairs: {summary.get('pairs', 0)}")
+    for name, why in {**summary.get("skipped", {}), **summary.get("failed", {})}.items():
+        console.print(f"[yellow]detector {name} did not run: {why}[/yellow]")
+    if summary.get("top"):
+        top = Table(title="top flagged items")
+        for column in ("issue type", "item", "score", "reason"):
+            top.add_column(column, overflow="fold")
+        for row in summary["top"]:
+            top.add_row(row["issue_type"], str(row["item_id"]), f"{row['score']:.3f}", str(row["reason"]))
+        console.print(top)

@@ -1,0 +1,336 @@
+"""The DuckDB store: the only module that speaks SQL.
+
+Connections are short-lived: every call opens the file, does its work in one transaction and closes
+it, so a dashboard and a scheduled audit can share a file (DuckDB lets only one process hold a
+read-write connection). A call that finds the file locked retries until ``lock_timeout`` and then
+raises :class:`~winnow.errors.StoreLocked`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from winnow.datasets.model import ITEM_COLUMNS
+from winnow.errors import ConfigError, RunNotFound, StoreLocked, WinnowError
+from winnow.findings import FINDINGS_COLUMNS, PAIRS_COLUMNS
+from winnow.store import migrations
+
+__all__ = ["Store", "DEFAULT_DB", "default_db_path"]
+
+DEFAULT_DB = "winnow.duckdb"
+DECISIONS = ("confirmed", "dismissed", "relabel", "keep")
+
+
+def default_db_path() -> Path:
+    """``$WINNOW_DB`` if set, else ``./winnow.duckdb``."""
+    return Path(os.environ.get("WINNOW_DB") or DEFAULT_DB)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text)
+
+
+class Store:
+    """A winnow DuckDB file. Safe to create anywhere; nothing is opened until a method needs it."""
+
+    def __init__(self, path: str | Path | None = None, *, lock_timeout: float = 60.0) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        self.lock_timeout = lock_timeout
+
+    # -- connections -------------------------------------------------------------------------
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the file, retrying while another process holds its lock, and close it after."""
+        if read_only and not self.path.exists():
+            raise WinnowError(f"no winnow database at {self.path}; run `winnow audit SOURCE` first or pass --db.")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc):
+                    raise WinnowError(f"cannot open {self.path}: {exc}") from exc
+                if time.monotonic() > deadline:
+                    raise StoreLocked(
+                        f"{self.path} stayed locked by another process for {self.lock_timeout:.0f} s; "
+                        "wait for the running audit to finish, or use another --db."
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            if not read_only:
+                migrations.apply(con)
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection inside one transaction, rolled back on error."""
+        with self.connect() as con:
+            con.execute("BEGIN")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        with self.connect(read_only=True) as con:
+            return con.execute(sql, list(params)).df()
+
+    def initialize(self) -> list[str]:
+        """Create or migrate the schema; return the migrations applied."""
+        with self.connect() as con:
+            return migrations.applied(con)
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def create_run(self, *, dataset: str, source: str, modality: str, config: dict[str, Any]) -> str:
+        """Register a new run as ``running`` and return its id."""
+        run_id = f"{_now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        with self.transaction() as con:
+            con.execute(
+                "INSERT INTO runs (run_id, dataset, source, modality, config, started, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
+                [run_id, dataset, source, modality, json.dumps(config, sort_keys=True, default=str), _now()],
+            )
+        return run_id
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """One run as a dict (``config`` and ``counts`` decoded); :class:`RunNotFound` if absent."""
+        frame = self._query("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        if frame.empty:
+            raise RunNotFound(f"no run {run_id!r} in {self.path}; `winnow runs` lists the runs.")
+        run = frame.iloc[0].to_dict()
+        for key in ("config", "counts"):
+            run[key] = json.loads(run[key]) if isinstance(run[key], str) else {}
+        return run
+
+    def list_runs(self, dataset: str | None = None) -> pd.DataFrame:
+        """Runs, newest first, with their counts of flagged findings per issue type."""
+        sql = "SELECT run_id, dataset, modality, status, started, finished, source, counts FROM runs"
+        params: list[Any] = []
+        if dataset:
+            sql += " WHERE dataset = ?"
+            params.append(dataset)
+        return self._query(sql + " ORDER BY started DESC", params)
+
+    def latest_run_id(self) -> str:
+        """The newest run's id."""
+        runs = self.list_runs()
+        if runs.empty:
+            raise RunNotFound(f"{self.path} has no runs yet; run `winnow audit SOURCE` first.")
+        return str(runs.iloc[0]["run_id"])
+
+    def resolve_run(self, run_id: str | None) -> str:
+        """``run_id`` if given (checked), else the newest run."""
+        if run_id is None:
+            return self.latest_run_id()
+        self.get_run(run_id)
+        return run_id
+
+    def set_run_modality(self, run_id: str, modality: str) -> None:
+        with self.transaction() as con:
+            con.execute("UPDATE runs SET modality = ? WHERE run_id = ?", [modality, run_id])
+
+    def finish_run(self, run_id: str, *, status: str, counts: dict[str, Any] | None = None, error: str | None = None) -> None:
+        """Mark a run ``completed`` or ``failed`` with its summary counts."""
+        with self.transaction() as con:
+            con.execute(
+                "UPDATE runs SET status = ?, finished = ?, counts = ?, error = ? WHERE run_id = ?",
+                [status, _now(), json.dumps(counts or {}, sort_keys=True), error, run_id],
+            )
+
+    def mark_stage(self, run_id: str, stage: str, detail: dict[str, Any] | None = None) -> None:
+        """Record that a stage of a run finished (idempotent)."""
+        with self.transaction() as con:
+            self._mark_stage(con, run_id, stage, detail)
+
+    @staticmethod
+    def _mark_stage(con: duckdb.DuckDBPyConnection, run_id: str, stage: str, detail: dict[str, Any] | None) -> None:
+        con.execute(
+            "INSERT OR REPLACE INTO run_stages VALUES (?, ?, ?, ?)",
+            [run_id, stage, _now(), json.dumps(detail or {}, sort_keys=True, default=str)],
+        )
+
+    def stages(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Finished stages of a run and their details."""
+        frame = self._query("SELECT stage, detail FROM run_stages WHERE run_id = ?", [run_id])
+        return {row.stage: json.loads(row.detail or "{}") for row in frame.itertuples()}
+
+    # -- items -------------------------------------------------------------------------------
+
+    def save_items(self, run_id: str, items: pd.DataFrame) -> None:
+        """Replace a run's items and mark its ``ingest`` stage, in one transaction."""
+        frame = items[list(ITEM_COLUMNS)].copy()
+        frame.insert(0, "run_id", run_id)
+        with self.transaction() as con:
+            con.execute("DELETE FROM items WHERE run_id = ?", [run_id])
+            con.register("new_items", frame)
+            con.execute(f"INSERT INTO items ({', '.join(frame.columns)}) SELECT * FROM new_items")
+            con.unregister("new_items")
+            self._mark_stage(con, run_id, "ingest", {"items": len(frame)})
+
+    def load_items(self, run_id: str) -> pd.DataFrame:
+        """A run's items in ingest order."""
+        frame = self._query(f"SELECT {', '.join(ITEM_COLUMNS)} FROM items WHERE run_id = ? ORDER BY ordinal", [run_id])
+        return frame.astype(object).where(frame.notna(), None).astype({"ordinal": "int64"})
+
+    # -- embedding cache ---------------------------------------------------------------------
+
+    def cached_vectors(self, model_id: str, content_hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors already computed for these hashes with this model."""
+        if not self.path.exists() or not content_hashes:
+            return {}
+        wanted = pa.table({"content_hash": pa.array(sorted(set(content_hashes)), pa.string())})
+        with self.connect(read_only=True) as con:
+            con.register("wanted", wanted)
+            table = con.sql(
+                "SELECT e.content_hash, e.vector FROM embeddings e JOIN wanted USING (content_hash) WHERE e.model_id = $model",
+                params={"model": model_id},
+            ).to_arrow_table()
+        hashes = table.column("content_hash").to_pylist()
+        if not hashes:
+            return {}
+        flat = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        matrix = flat.astype(np.float32).reshape(len(hashes), -1)
+        return dict(zip(hashes, matrix))
+
+    def save_vectors(self, model_id: str, content_hashes: Sequence[str], vectors: np.ndarray) -> None:
+        """Add vectors to the cache (existing entries are kept)."""
+        if len(content_hashes) == 0:
+            return
+        vectors = np.asarray(vectors, dtype=np.float32)
+        table = pa.table(
+            {
+                "content_hash": pa.array(list(content_hashes), pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1]).cast(pa.list_(pa.float32())),
+            }
+        )
+        with self.transaction() as con:
+            con.register("new_vectors", table)
+            con.execute(
+                "INSERT INTO embeddings SELECT DISTINCT ON (content_hash) content_hash, ?, vector, ? FROM new_vectors "
+                "ON CONFLICT DO NOTHING",
+                [model_id, _now()],
+            )
+            con.unregister("new_vectors")
+
+    # -- findings and pairs ------------------------------------------------------------------
+
+    def save_results(self, run_id: str, findings: pd.DataFrame, pairs: pd.DataFrame, *, stage: str = "detect") -> None:
+        """Replace a run's findings and pairs and mark the stage, in one transaction."""
+        findings = findings.assign(run_id=run_id)[list(FINDINGS_COLUMNS)]
+        pairs = pairs.assign(run_id=run_id)[list(PAIRS_COLUMNS)]
+        with self.transaction() as con:
+            con.execute("DELETE FROM findings WHERE run_id = ?", [run_id])
+            con.execute("DELETE FROM pairs WHERE run_id = ?", [run_id])
+            con.register("new_findings", findings)
+            con.execute(f"INSERT INTO findings ({', '.join(FINDINGS_COLUMNS)}) SELECT * FROM new_findings")
+            con.unregister("new_findings")
+            con.register("new_pairs", pairs)
+            con.execute(f"INSERT INTO pairs ({', '.join(PAIRS_COLUMNS)}) SELECT * FROM new_pairs")
+            con.unregister("new_pairs")
+            self._mark_stage(con, run_id, stage, {"findings": len(findings), "pairs": len(pairs)})
+
+    def findings(self, run_id: str, *, issue_type: str | None = None, flagged_only: bool = False) -> pd.DataFrame:
+        """A run's findings, most likely issues first within each issue type."""
+        sql = f"SELECT {', '.join(FINDINGS_COLUMNS)} FROM findings WHERE run_id = ?"
+        params: list[Any] = [run_id]
+        if issue_type:
+            sql += " AND issue_type = ?"
+            params.append(issue_type)
+        if flagged_only:
+            sql += " AND flagged"
+        return self._query(sql + " ORDER BY issue_type, score DESC, item_id", params)
+
+    def pairs(self, run_id: str) -> pd.DataFrame:
+        """A run's duplicate pairs, most similar first."""
+        return self._query(
+            f"SELECT {', '.join(PAIRS_COLUMNS)} FROM pairs WHERE run_id = ? ORDER BY similarity DESC, item_a, item_b", [run_id]
+        )
+
+    def issue_counts(self, run_id: str) -> pd.DataFrame:
+        """Per issue type: items scored and items flagged."""
+        return self._query("SELECT issue_type, scored, flagged FROM issue_counts WHERE run_id = ? ORDER BY issue_type", [run_id])
+
+    # -- decisions and the cleaned dataset -----------------------------------------------------
+
+    def record_decision(
+        self, run_id: str, item_id: str, issue_type: str, decision: str, *, new_label: str | None = None,
+        note: str | None = None, reviewer: str | None = None,
+    ) -> None:
+        """Store a reviewer's decision on one finding, keyed by dataset and content so it survives re-runs."""
+        if decision not in DECISIONS:
+            raise ConfigError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}.")
+        run = self.get_run(run_id)
+        with self.transaction() as con:
+            found = con.execute("SELECT content_hash FROM items WHERE run_id = ? AND item_id = ?", [run_id, item_id]).fetchall()
+            if not found:
+                raise WinnowError(f"run {run_id} has no item {item_id!r}.")
+            con.execute(
+                "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run["dataset"], item_id, found[0][0], issue_type, decision, new_label, note, reviewer, _now()],
+            )
+
+    def latest_decisions(self, dataset: str) -> pd.DataFrame:
+        """The newest decision per (item, issue type) for a dataset."""
+        return self._query(
+            'SELECT * FROM decisions WHERE dataset = ? QUALIFY row_number() OVER (PARTITION BY item_id, issue_type ORDER BY "at" DESC) = 1',
+            [dataset],
+        )
+
+    def clean_items(self, run_id: str) -> pd.DataFrame:
+        """Items that remain after removing flagged findings and confirmed decisions.
+
+        A flagged finding that a reviewer dismissed or chose to keep does not remove its item; an
+        item a reviewer confirmed is removed even when it was not flagged. ``relabel`` decisions
+        keep the item with its new label.
+        """
+        run = self.get_run(run_id)
+        sql = f"""
+            WITH latest AS (
+                SELECT * FROM decisions WHERE dataset = $dataset
+                QUALIFY row_number() OVER (PARTITION BY item_id, issue_type ORDER BY "at" DESC) = 1
+            ),
+            removed AS (
+                SELECT f.item_id FROM findings f
+                LEFT JOIN latest d ON d.item_id = f.item_id AND d.issue_type = f.issue_type
+                WHERE f.run_id = $run AND (
+                    (f.flagged AND coalesce(d.decision, '') NOT IN ('dismissed', 'keep', 'relabel'))
+                    OR d.decision = 'confirmed')
+            ),
+            relabels AS (
+                SELECT item_id, arg_max(new_label, "at") AS new_label FROM latest WHERE decision = 'relabel' GROUP BY item_id
+            )
+            SELECT {', '.join('i.' + c for c in ITEM_COLUMNS if c != 'label')},
+                   coalesce(r.new_label, i.label) AS label
+            FROM items i LEFT JOIN relabels r USING (item_id)
+            WHERE i.run_id = $run AND i.item_id NOT IN (SELECT item_id FROM removed)
+            ORDER BY i.ordinal
+        """
+        with self.connect(read_only=True) as con:
+            return con.sql(sql, params={"run": run_id, "dataset": run["dataset"]}).df()
