@@ -13,7 +13,9 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ["PREFECT_HOME"] = str(ROOT / ".prefect" / "tests")
+PREFECT_HOME = ROOT / ".prefect" / "tests"
+PREFECT_HOME.mkdir(parents=True, exist_ok=True)
+os.environ["PREFECT_HOME"] = str(PREFECT_HOME)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

@@ -219,6 +219,10 @@ class Store:
         matrix = flat.astype(np.float32).reshape(len(hashes), -1)
         return dict(zip(hashes, matrix))
 
+    def count_vectors(self, model_id: str) -> int:
+        """How many vectors the cache holds for a model."""
+        return int(self._query("SELECT count(*) AS n FROM embeddings WHERE model_id = ?", [model_id])["n"].iloc[0])
+
     def save_vectors(self, model_id: str, content_hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Add vectors to the cache (existing entries are kept)."""
         if len(content_hashes) == 0:

@@ -1,0 +1,100 @@
+"""The CLI through typer's runner: real audits, real exports, and exit code 2 for bad input."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from winnow.cli import app
+from winnow.findings import FINDINGS_COLUMNS, PAIRS_COLUMNS
+
+runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory, text_jsonl, prefect_harness):
+    db = tmp_path_factory.mktemp("cli") / "cli.duckdb"
+    result = runner.invoke(app, ["audit", str(text_jsonl), "--db", str(db), "--id-col", "id", "--label-col", "label", "--json"])
+    assert result.exit_code == 0, result.output
+    return db, json.loads(result.output)
+
+
+def test_audit_prints_a_summary(tmp_path, text_jsonl):
+    result = runner.invoke(app, ["audit", str(text_jsonl), "--db", str(tmp_path / "x.duckdb"), "--id-col", "id"])
+    assert result.exit_code == 0, result.output
+    assert "findings per issue type" in result.output and "exact_duplicate" in result.output
+    assert "winnow dashboard --db" in result.output
+
+
+def test_runs_and_show(audited):
+    db, summary = audited
+    listing = runner.invoke(app, ["runs", "--db", str(db)])
+    assert listing.exit_code == 0 and summary["run_id"] in listing.output
+    shown = runner.invoke(app, ["show", summary["run_id"], "--db", str(db)])
+    assert shown.exit_code == 0 and "status: completed" in shown.output and "near_duplicate" in shown.output
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_export_findings_has_every_contract_column(audited, tmp_path, fmt):
+    db, summary = audited
+    out = tmp_path / f"findings.{fmt}"
+    result = runner.invoke(app, ["export", "--what", "findings", "--out", str(out), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    frame = {"csv": pd.read_csv, "parquet": pd.read_parquet, "jsonl": lambda p: pd.read_json(p, lines=True)}[fmt](out)
+    assert tuple(frame.columns) == FINDINGS_COLUMNS
+    per_type = frame.groupby("issue_type")["item_id"].nunique()
+    assert per_type["corrupt"] == 12 and per_type["near_duplicate"] == 11  # every embedded item scored
+
+
+def test_export_pairs_and_clean(audited, tmp_path):
+    db, _ = audited
+    assert runner.invoke(app, ["export", "--what", "pairs", "--out", str(tmp_path / "p.csv"), "--db", str(db)]).exit_code == 0
+    pairs = pd.read_csv(tmp_path / "p.csv")
+    assert tuple(pairs.columns) == PAIRS_COLUMNS
+    assert {("a", "c", "content_hash")} <= set(zip(pairs.item_a, pairs.item_b, pairs.method))
+    assert runner.invoke(app, ["export", "--what", "clean", "--out", str(tmp_path / "c.jsonl"), "--db", str(db)]).exit_code == 0
+    clean = pd.read_json(tmp_path / "c.jsonl", lines=True, dtype={"item_id": str})
+    assert "c" not in set(clean.item_id) and "i" not in set(clean.item_id) and "a" in set(clean.item_id)
+
+
+def test_clean_table_export_keeps_original_columns(tmp_path, wine_csv):
+    db = tmp_path / "t.duckdb"
+    assert runner.invoke(app, ["audit", str(wine_csv), "--db", str(db), "--id-col", "id", "--label-col", "cultivar"]).exit_code == 0
+    assert runner.invoke(app, ["export", "--what", "clean", "--out", str(tmp_path / "clean.csv"), "--db", str(db)]).exit_code == 0
+    clean = pd.read_csv(tmp_path / "clean.csv")
+    original = pd.read_csv(wine_csv)
+    assert list(clean.columns) == list(original.columns)
+    assert "dup" not in set(clean.id) and "bad" not in set(clean.id) and "w4" in set(clean.id)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["audit", "/no/such/folder"], "does not exist"),
+        (["audit"], "give a SOURCE"),
+        (["audit", "{text}", "--modality", "audio"], "unknown modality"),
+        (["audit", "{text}", "--param", "near_duplicate=0.9"], "DETECTOR.PARAM=VALUE"),
+        (["audit", "{text}", "--param", "near_duplicate.thresh=0.9"], "valid: threshold"),
+        (["audit", "{text}", "--model", "minilm", "--modality", "tabular"], "embeds text data"),
+        (["audit", "{text}", "--k", "0"], "--k must be at least 1"),
+        (["audit", "--resume", "nope"], "no run 'nope'"),
+        (["show", "nope"], "no run 'nope'"),
+        (["export", "--what", "everything", "--out", "x.csv"], "--what must be one of"),
+        (["export", "--what", "findings", "--out", "x.xlsx"], "cannot tell the format"),
+    ],
+    ids=["missing source", "no source", "bad modality", "malformed param", "unknown param", "wrong model", "bad k", "resume unknown", "show unknown", "bad what", "bad format"],
+)
+def test_bad_input_exits_2_with_a_message(audited, text_jsonl, args, message):
+    db, _ = audited
+    args = [a.replace("{text}", str(text_jsonl)) for a in args] + ["--db", str(db)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_every_verb_has_help_with_an_example():
+    for verb in ("audit", "runs", "show", "export", "dashboard", "demo", "detectors"):
+        result = runner.invoke(app, [verb, "--help"])
+        assert result.exit_code == 0 and "Example: winnow" in result.output, verb
