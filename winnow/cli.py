@@ -171,9 +171,9 @@ def dashboard(db: Optional[Path] = DbOption, port: int = typer.Option(8501, help
     store = _store(db)
     if not store.path.exists():
         raise WinnowError(f"no winnow database at {store.path}; run `winnow audit SOURCE` (or `winnow demo`) first.")
-    import dashboard as dashboard_package
+    from importlib.resources import files
 
-    app_path = Path(dashboard_package.__file__).resolve().parent / "app.py"
+    app_path = Path(str(files("dashboard") / "app.py"))
     env = {**os.environ, "WINNOW_DB": str(store.path.resolve())}
     console.print(f"dashboard for {store.path} on http://127.0.0.1:{port} (Ctrl+C to stop)")
     command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.address", "127.0.0.1",

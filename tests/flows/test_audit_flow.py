@@ -70,3 +70,22 @@ def test_detector_selection_and_params(tmp_path, text_jsonl):
     store, summary = run(tmp_path, text_jsonl, id_col="id", detectors=["exact_duplicate", "outlier"], params={"outlier": {"k": 3}})
     types = set(store.findings(summary["run_id"])["issue_type"])
     assert types == {"corrupt", "exact_duplicate", "outlier"}
+
+
+def test_flow_run_is_named_after_the_dataset_and_publishes_a_summary(tmp_path, text_jsonl):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    _, summary = run(tmp_path, text_jsonl, id_col="id", name="named-reviews")
+
+    async def read():
+        async with get_client() as client:
+            flow_runs = await client.read_flow_runs()
+            artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["winnow-audit-summary"])))
+            return [r.name for r in flow_runs], [a.data for a in artifacts]
+
+    names, documents = asyncio.run(read())
+    assert "audit-named-reviews" in names
+    assert any(summary["run_id"] in doc and "| exact_duplicate |" in doc for doc in documents)

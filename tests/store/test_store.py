@@ -103,3 +103,18 @@ def test_a_locked_file_is_waited_for_then_reported(store):
     assert Store(store.path, lock_timeout=30).list_runs().empty  # waits for the holder to exit
     assert time.monotonic() - started > 0.5
     holder.wait()
+
+
+def test_foreign_and_newer_databases_are_refused(tmp_path):
+    import duckdb
+
+    foreign = tmp_path / "other.duckdb"
+    duckdb.connect(str(foreign)).execute("CREATE TABLE t (x INT)").close()
+    with pytest.raises(WinnowError, match="not a winnow database"):
+        Store(foreign).list_runs()
+    newer = Store(tmp_path / "newer.duckdb")
+    newer.initialize()
+    with newer.connect() as con:
+        con.execute("INSERT INTO schema_migrations VALUES (99, '0099_from_the_future', now())")
+    with pytest.raises(WinnowError, match="newer winnow"):
+        newer.list_runs()

@@ -70,7 +70,7 @@ def ingest(
     column named like ``text`` exists, images when ``path_col`` is given or a column named like
     ``path`` holds image file names, and tabular otherwise.
     """
-    path = Path(source).expanduser()
+    path = Path(source).expanduser().resolve()
     if modality is not None and modality not in MODALITIES:
         raise SourceError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}.")
     if not path.exists():

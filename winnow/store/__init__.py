@@ -82,9 +82,19 @@ class Store:
         try:
             if not read_only:
                 migrations.apply(con)
+            self._check_schema(con)
             yield con
         finally:
             con.close()
+
+    def _check_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "schema_migrations" not in tables:
+            raise WinnowError(f"{self.path} is a DuckDB file but not a winnow database; point --db at a file winnow wrote.")
+        known = {name for name, _ in migrations.MIGRATIONS}
+        names = {row[0] for row in con.execute("SELECT name FROM schema_migrations").fetchall()}
+        if names - known:
+            raise WinnowError(f"{self.path} was written by a newer winnow (schema {sorted(names - known)[-1]}); upgrade winnow to read it.")
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -130,8 +140,8 @@ class Store:
         return run
 
     def list_runs(self, dataset: str | None = None) -> pd.DataFrame:
-        """Runs, newest first, with their counts of flagged findings per issue type."""
-        sql = "SELECT run_id, dataset, modality, status, started, finished, source, counts FROM runs"
+        """Runs, newest first; ``counts`` is the run summary as JSON (items, flagged per issue type…)."""
+        sql = "SELECT run_id, dataset, modality, status, started, finished, source, counts, error FROM runs"
         params: list[Any] = []
         if dataset:
             sql += " WHERE dataset = ?"
