@@ -16,7 +16,9 @@ import pandas as pd
 
 from detectors.exact_duplicate import detect_exact_duplicate
 from detectors.knn import KnnGraph, build_knn_graph
+from detectors.label_error import detect_label_error
 from detectors.near_duplicate import detect_near_duplicate
+from detectors.off_topic import detect_off_topic
 from detectors.outlier import detect_outlier
 from detectors.result import Detection
 from winnow.errors import ConfigError
@@ -34,6 +36,7 @@ class DetectorSpec:
     requires: frozenset[str]
     description: str
     default: bool = True
+    optional: frozenset[str] = frozenset()
     modality_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def parameters(self) -> dict[str, Any]:
@@ -55,6 +58,15 @@ REGISTRY: dict[str, DetectorSpec] = {
             "embedding cosine above a threshold, grouped, one keeper per group",
             # standardised table rows of one population are far more alike than image or text embeddings
             modality_defaults={"tabular": {"threshold": 0.999}},
+        ),
+        DetectorSpec(
+            "off_topic", detect_off_topic, ALL, frozenset({"vectors", "knn"}),
+            "outside the dataset's domain: ensemble of density-normalised kNN distance, Mahalanobis, Isolation Forest and single-linkage",
+            optional=frozenset({"labels"}),
+        ),
+        DetectorSpec(
+            "label_error", detect_label_error, ALL, frozenset({"vectors", "labels", "knn"}),
+            "given label unsupported by out-of-fold probe probabilities (confident learning) and by the neighbours' labels",
         ),
         DetectorSpec("outlier", detect_outlier, ALL, frozenset({"knn"}), "far from its nearest neighbours (robust z of kNN distance)"),
     )
@@ -92,7 +104,8 @@ def run_detectors(
 ) -> DetectorRun:
     """Run the selected (default: all default) detectors applicable to ``modality``.
 
-    ``inputs`` maps input names (``knn``, ``vectors``, ``labels``) to values row-aligned with ``items``.
+    ``inputs`` maps input names (``knn``, ``vectors``, ``labels``) to values row-aligned with ``items``;
+    a detector gets the inputs it requires and the optional ones that are present.
     """
     params = params or {}
     validate_params(params)
@@ -110,7 +123,8 @@ def run_detectors(
             continue
         try:
             chosen = {**spec.modality_defaults.get(modality, {}), **params.get(name, {})}
-            outcome.results[name] = spec.function(items, **{r: inputs[r] for r in spec.requires}, **chosen)
+            given = {r: inputs[r] for r in spec.requires | spec.optional if inputs.get(r) is not None}
+            outcome.results[name] = spec.function(items, **given, **chosen)
         except Exception as exc:  # one broken detector must not sink the audit
             outcome.failed[name] = f"{type(exc).__name__}: {exc}"
     return outcome

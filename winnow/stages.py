@@ -105,6 +105,14 @@ def load_vectors(store: Store, items: pd.DataFrame, model_id: str) -> tuple[pd.D
     return embedded, np.stack([cache[h] for h in embedded["content_hash"]])
 
 
+def usable_labels(items: pd.DataFrame) -> np.ndarray | None:
+    """The items' labels when at least two classes are present, else ``None`` (label detectors skip)."""
+    labels = items["label"].to_numpy(dtype=object) if "label" in items else None
+    if labels is None or pd.Series(labels).dropna().nunique() < 2:
+        return None
+    return labels
+
+
 @dataclass
 class Detections:
     """All findings and pairs of a run, plus what did not run."""
@@ -127,7 +135,8 @@ def detect_stage(items: pd.DataFrame, embedded: pd.DataFrame, vectors: np.ndarra
     needs_inputs = [n for n in names if REGISTRY[n].requires]
     outcomes = [run_detectors(items[items["error"].isna()].reset_index(drop=True), modality, {}, config.params, names=content_only)]
     knn = build_knn_graph(vectors, k=config.k, device=device) if len(embedded) else None
-    outcomes.append(run_detectors(embedded, modality, {"knn": knn}, config.params, names=needs_inputs))
+    inputs = {"knn": knn, "vectors": vectors if len(embedded) else None, "labels": usable_labels(embedded)}
+    outcomes.append(run_detectors(embedded, modality, inputs, config.params, names=needs_inputs))
     results = [r for o in outcomes for r in o.results.values()]
     findings = validate_findings(pd.concat([check_corrupt(items)] + [r.findings for r in results], ignore_index=True))
     pair_frames = [r.pairs for r in results if len(r.pairs)]

@@ -1,0 +1,107 @@
+"""Label errors: items whose given label the data does not support.
+
+Two independent views of each item are combined:
+
+* **a probe** — out-of-fold predicted probabilities of a cross-validated logistic regression on the
+  embeddings (PCA-reduced), so no item is judged by a model that saw it; confident learning's
+  per-class thresholds (the mean self-confidence of each class) decide which other class the data
+  supports;
+* **its neighbours** — the similarity-weighted share of its kNN neighbours that carry another
+  label (NoiseRank-style), which catches errors the linear probe fits.
+
+Score = mean of ``1 - p(given label)`` and the neighbour disagreement, in [0, 1]. An item is
+flagged when confident learning finds another class above its threshold while the given class is
+below its own, and the neighbours agree it is wrong (disagreement ≥ ``min_disagreement``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+from detectors.knn import KnnGraph
+from detectors.result import Detection
+from winnow.findings import make_findings
+
+PCA_DIM = 128
+
+
+def out_of_fold_probabilities(vectors: np.ndarray, labels: np.ndarray, *, folds: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """``(n, classes)`` probabilities from a model that never saw the item, and the class names."""
+    classes, y = np.unique(labels, return_inverse=True)
+    dim = min(PCA_DIM, vectors.shape[1], vectors.shape[0] - 1)
+    reduced = PCA(dim, random_state=seed).fit_transform(vectors) if dim < vectors.shape[1] else vectors
+    folds = max(2, min(folds, int(np.bincount(y).min())))
+    probe = LogisticRegression(max_iter=1000, C=1.0)
+    probs = cross_val_predict(probe, reduced, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba")
+    return probs, [str(c) for c in classes]
+
+
+def neighbour_disagreement(y: np.ndarray, knn: KnnGraph, k: int) -> np.ndarray:
+    """Similarity-weighted share of each item's ``k`` neighbours whose label differs from its own."""
+    cols = knn.indices[:, :k]
+    valid = cols >= 0
+    weights = np.where(valid, np.clip(knn.similarities[:, :k], 0, None), 0.0)
+    differs = (y[np.where(valid, cols, 0)] != y[:, None]) & valid
+    total = weights.sum(axis=1)
+    return np.divide((weights * differs).sum(axis=1), total, out=np.zeros(len(y)), where=total > 0)
+
+
+def detect_label_error(
+    items: pd.DataFrame, *, vectors: np.ndarray, labels: np.ndarray, knn: KnnGraph, folds: int = 5, k: int = 10,
+    min_disagreement: float = 0.5,
+) -> Detection:
+    """Score every labelled item; ``items``, ``vectors``, ``labels`` and ``knn`` are row-aligned.
+
+    Items without a label are not scored. Needs at least two classes with two items each.
+    """
+    labels = np.asarray(labels, dtype=object)
+    has_label = pd.notna(labels)
+    ids = items["item_id"].astype(str).to_numpy()
+    if has_label.sum() < 4 or len(set(labels[has_label])) < 2:
+        return Detection(make_findings([], "label_error", [], [], [], []))
+    probs_all, classes = out_of_fold_probabilities(vectors[has_label], labels[has_label].astype(str), folds=folds)
+    y_all = np.full(len(labels), -1)
+    y_all[has_label] = np.searchsorted(classes, labels[has_label].astype(str))
+    disagreement = neighbour_disagreement(y_all, knn, k)[has_label]
+    y = y_all[has_label]
+    n = len(y)
+    given = probs_all[np.arange(n), y]
+    thresholds = np.array([probs_all[y == c, c].mean() if (y == c).any() else 1.0 for c in range(len(classes))])
+    others = np.where(np.arange(len(classes))[None, :] == y[:, None], -np.inf, probs_all)
+    suggested = others.argmax(axis=1)
+    above = others >= thresholds[None, :]
+    confident_other = np.where(above, others, -np.inf).max(axis=1) > -np.inf
+    flagged = confident_other & (given < thresholds[y]) & (disagreement >= min_disagreement)
+    scores = (1.0 - given + disagreement) / 2.0
+
+    sub = np.flatnonzero(has_label)
+    related = _nearest_with_label(suggested, y_all, knn, sub, ids)
+    reasons = [
+        f"labelled {classes[y[i]]!r} but the data supports {classes[suggested[i]]!r}: p({classes[y[i]]}) = {given[i]:.2f} "
+        f"(class threshold {thresholds[y[i]]:.2f}), {disagreement[i]:.0%} of its neighbours disagree" if flagged[i] else None
+        for i in range(n)
+    ]
+    details = [
+        {"p_given": float(given[i]), "p_suggested": float(probs_all[i, suggested[i]]), "max_probability": float(probs_all[i].max()),
+         "neighbour_disagreement": float(disagreement[i]), "class_threshold": float(thresholds[y[i]])}
+        for i in range(n)
+    ]
+    return Detection(
+        make_findings(
+            ids[sub], "label_error", scores, flagged, reasons, details, related_item_ids=related,
+            suggested_labels=[classes[s] if f or top != g else None for s, f, top, g in zip(suggested, flagged, probs_all.argmax(axis=1), y)],
+        )
+    )
+
+
+def _nearest_with_label(suggested: np.ndarray, y_all: np.ndarray, knn: KnnGraph, rows: np.ndarray, ids: np.ndarray) -> list[str | None]:
+    """For each scored item, its most similar neighbour that carries the suggested label."""
+    out: list[str | None] = []
+    for s, row in zip(suggested, rows):
+        match = [j for j in knn.indices[row] if j >= 0 and y_all[j] == s]
+        out.append(str(ids[match[0]]) if match else None)
+    return out

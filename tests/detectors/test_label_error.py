@@ -1,0 +1,41 @@
+import json
+
+import numpy as np
+
+from detectors.knn import build_knn_graph
+from detectors.label_error import detect_label_error
+from tests.detectors.conftest import make_items
+from winnow.embed import l2_normalize
+
+
+def three_classes(seed=0, per_class=30):
+    rng = np.random.default_rng(seed)
+    centres = np.eye(16)[:3] * 4
+    vectors = l2_normalize(np.vstack([c + rng.normal(scale=0.7, size=(per_class, 16)) for c in centres]))
+    labels = np.array(["cat"] * per_class + ["dog"] * per_class + ["owl"] * per_class, dtype=object)
+    return vectors, labels
+
+
+def test_flipped_labels_rank_first_with_the_right_suggestion():
+    vectors, labels = three_classes()
+    labels[[3, 40]] = ["owl", "cat"]  # a cat called owl, a dog called cat
+    items = make_items(len(labels))
+    result = detect_label_error(items, vectors=vectors, labels=labels, knn=build_knn_graph(vectors, k=10))
+    f = result.findings.set_index("item_id")
+    assert set(f["score"].nlargest(2).index) == {"i3", "i40"}
+    assert f.loc["i3", "flagged"] and f.loc["i40", "flagged"]
+    assert f.loc["i3", "suggested_label"] == "cat" and f.loc["i40", "suggested_label"] == "dog"
+    assert labels[int(f.loc["i3", "related_item_id"][1:])] == "cat"  # nearest item carrying the suggestion
+    assert "labelled 'owl' but the data supports 'cat'" in f.loc["i3", "reason"]
+    assert 0 <= json.loads(f.loc["i3", "detail"])["p_given"] < 0.5
+    assert f["flagged"].sum() <= 4
+
+
+def test_unlabelled_items_are_not_scored_and_one_class_gives_nothing():
+    vectors, labels = three_classes()
+    labels[:5] = None
+    items = make_items(len(labels))
+    f = detect_label_error(items, vectors=vectors, labels=labels, knn=build_knn_graph(vectors, k=5)).findings
+    assert len(f) == len(labels) - 5 and "i0" not in set(f.item_id)
+    single = np.array(["cat"] * len(labels), dtype=object)
+    assert detect_label_error(items, vectors=vectors, labels=single, knn=build_knn_graph(vectors, k=5)).findings.empty
