@@ -40,11 +40,11 @@ class DetectorSpec:
     modality_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def parameters(self) -> dict[str, Any]:
-        """Tunable keyword parameters and their defaults."""
+        """Tunable keyword parameters and their defaults (inputs such as ``labels`` excluded)."""
         return {
             p.name: p.default
             for p in inspect.signature(self.function).parameters.values()
-            if p.kind is p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+            if p.kind is p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty and p.name not in self.requires | self.optional
         }
 
 
@@ -55,7 +55,8 @@ REGISTRY: dict[str, DetectorSpec] = {
         DetectorSpec("exact_duplicate", detect_exact_duplicate, ALL, frozenset(), "identical content (bytes, normalised text or row values)"),
         DetectorSpec(
             "near_duplicate", detect_near_duplicate, ALL, frozenset({"knn"}),
-            "embedding cosine above a threshold, grouped, one keeper per group",
+            "embedding cosine (fused with pHash for images) above a threshold, grouped, one keeper per group",
+            optional=frozenset({"hashes"}),
             # standardised table rows of one population are far more alike than image or text embeddings
             modality_defaults={"tabular": {"threshold": 0.999}},
         ),

@@ -1,10 +1,12 @@
-"""The audit flow: ingest → embed (in shards) → detect → store, one Prefect task per stage.
+"""The audit flow: ingest → measure → embed → detect → store, one Prefect task per stage.
 
 1. open (or resume) a run in the store
 2. ingest the source and commit its items
-3. embed each shard of items not in the embedding cache, committing vectors shard by shard
-4. build the kNN graph once and run every detector and check on it
-5. commit findings and pairs, publish a markdown summary artifact, mark the run completed
+3. measure image / text properties (quality, perceptual hashes) of content not measured before
+4. embed each shard of items not in the embedding cache, committing vectors shard by shard
+5. run the table's Great Expectations suite when one is given (``--suite``)
+6. build the kNN graph once and run every detector and check on it
+7. commit findings, pairs and check results, publish a markdown summary artifact, mark the run completed
 
 Runs with no Prefect server (Prefect starts a temporary one) or against ``PREFECT_API_URL``.
 """
@@ -42,14 +44,17 @@ io_task = dict(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=_retry_
 open_run = task(stages.open_run, name="open-run", **io_task)
 ingest = task(stages.ingest_stage, name="ingest", **io_task)
 embed_shard = task(stages.embed_shard, name="embed-shard", task_run_name="embed-shard-{rows.index[0]}", **io_task)
-record_embed_errors = task(stages.record_embed_errors, name="record-decode-errors", **io_task)
+measure_shard = task(stages.measure_shard, name="measure-shard", task_run_name="measure-shard-{rows.index[0]}", **io_task)
+record_decode_errors = task(stages.record_decode_errors, name="record-decode-errors", **io_task)
 load_vectors = task(stages.load_vectors, name="load-vectors", **io_task)
+load_properties = task(stages.load_properties, name="load-properties", **io_task)
 detect = task(stages.detect_stage, name="detect", cache_policy=NO_CACHE)
+table_checks = task(stages.table_checks, name="great-expectations", cache_policy=NO_CACHE)
 
 
 @task(name="store-results", **io_task)
 def store_results(store: Store, run_id: str, detections: stages.Detections) -> None:
-    store.save_results(run_id, detections.findings, detections.pairs)
+    store.save_results(run_id, detections.findings, detections.pairs, check_results=detections.check_results)
 
 
 @flow(name="winnow-audit", flow_run_name="audit-{config.name}", log_prints=True)
@@ -60,23 +65,17 @@ def audit_flow(config: AuditConfig, db: str, resume: str | None = None, progress
     run_id, config = open_run(store, config, resume)
     try:
         dataset = ingest(store, run_id, config)
+        measurer = stages.measurer_for(dataset.modality)
+        if measurer is not None:
+            _measure_all(store, run_id, dataset, measurer, config, progress)
         device = resolve_device(config.device)
         embedder = stages.embedder_for(dataset, config)
         logger.info("run %s: %d items (%s), model %s on %s", run_id, len(dataset.items), dataset.modality, embedder.model_id, device)
-        errors: dict[str, str] = {}
-        cached = computed = 0
-        parts = stages.shards(dataset, config.shard_size)
-        with _progress_bar(progress, total=len(dataset.readable), label="embedding") as bar:
-            for rows in parts:
-                stats = embed_shard(store, dataset, rows, embedder, config.batch_size)
-                errors.update(stats["errors"])
-                cached += stats["cached"]
-                computed += stats["computed"]
-                bar(len(rows))
-        record_embed_errors(store, run_id, dataset, errors)
-        store.mark_stage(run_id, "embed", {"model_id": embedder.model_id, "cached": cached, "computed": computed, "decode_errors": len(errors)})
+        cached, computed = _embed_all(store, run_id, dataset, embedder, config, progress)
         embedded, vectors = load_vectors(store, dataset.items, embedder.model_id)
-        detections = detect(dataset.items, embedded, vectors, dataset.modality, config, device)
+        properties = load_properties(store, dataset.items, measurer.kind) if measurer is not None else None
+        rule_checks = table_checks(dataset, config) if config.suite else None
+        detections = detect(dataset.items, embedded, vectors, dataset.modality, config, device, properties, rule_checks)
         for name, why in {**detections.skipped, **detections.failed}.items():
             logger.warning("detector %s did not run: %s", name, why)
         store_results(store, run_id, detections)
@@ -91,6 +90,33 @@ def audit_flow(config: AuditConfig, db: str, resume: str | None = None, progress
         raise
     create_markdown_artifact(summary_markdown(summary), key="winnow-audit-summary", description=f"winnow audit {run_id}")
     return summary
+
+
+def _measure_all(store: Store, run_id: str, dataset, measurer: stages.Measurer, config: AuditConfig, progress: bool) -> None:
+    """Measure every shard, then record the items that failed to decode."""
+    errors: dict[str, str] = {}
+    with _progress_bar(progress, total=len(dataset.readable), label="measuring") as bar:
+        for rows in stages.shards(dataset, config.shard_size):
+            errors.update(measure_shard(store, dataset, rows, measurer)["errors"])
+            bar(len(rows))
+    record_decode_errors(store, run_id, dataset, errors)
+    store.mark_stage(run_id, "measure", {"kind": measurer.kind, "decode_errors": len(errors)})
+
+
+def _embed_all(store: Store, run_id: str, dataset, embedder, config: AuditConfig, progress: bool) -> tuple[int, int]:
+    """Embed every shard (each commits its vectors), record decode failures; return (cached, computed)."""
+    errors: dict[str, str] = {}
+    cached = computed = 0
+    with _progress_bar(progress, total=len(dataset.readable), label="embedding") as bar:
+        for rows in stages.shards(dataset, config.shard_size):
+            stats = embed_shard(store, dataset, rows, embedder, config.batch_size)
+            errors.update(stats["errors"])
+            cached += stats["cached"]
+            computed += stats["computed"]
+            bar(len(rows))
+    record_decode_errors(store, run_id, dataset, errors)
+    store.mark_stage(run_id, "embed", {"model_id": embedder.model_id, "cached": cached, "computed": computed, "decode_errors": len(errors)})
+    return cached, computed
 
 
 class _progress_bar:

@@ -95,6 +95,33 @@ def test_bad_input_exits_2_with_a_message(audited, text_jsonl, args, message):
 
 
 def test_every_verb_has_help_with_an_example():
-    for verb in ("audit", "runs", "show", "export", "dashboard", "demo", "detectors"):
-        result = runner.invoke(app, [verb, "--help"])
+    for verb in ("audit", "runs", "show", "export", "dashboard", "demo", "detectors", "suite infer"):
+        result = runner.invoke(app, [*verb.split(), "--help"])
         assert result.exit_code == 0 and "Example: winnow" in result.output, verb
+
+
+def test_inferred_suite_checks_a_later_table(tmp_path, wine_csv):
+    reference = pd.read_csv(wine_csv)
+    reference = reference[reference.id != "bad"]
+    reference.to_csv(tmp_path / "reference.csv", index=False)
+    suite = tmp_path / "suite.json"
+    inferred = runner.invoke(app, ["suite", "infer", str(tmp_path / "reference.csv"), "--id-col", "id", "--out", str(suite)])
+    assert inferred.exit_code == 0, inferred.output
+    batch = reference.copy()
+    batch.loc[batch.id == "w7", "magnesium"] = -3.0
+    batch["vintage"] = 2024  # a new column: a schema change
+    batch.to_csv(tmp_path / "batch.csv", index=False)
+    db = tmp_path / "s.duckdb"
+    result = runner.invoke(app, ["audit", str(tmp_path / "batch.csv"), "--db", str(db), "--id-col", "id", "--label-col", "cultivar", "--suite", str(suite)])
+    assert result.exit_code == 0, result.output
+    assert "check failed" in result.output and "vintage" in result.output
+    from winnow.store import Store
+
+    store = Store(db)
+    run_id = store.latest_run_id()
+    failed = store.findings(run_id, issue_type="check_failed", flagged_only=True)
+    assert failed["item_id"].tolist() == ["w7"]
+    assert "magnesium = -3.0" in failed["reason"].iloc[0]
+    assert not store.check_results(run_id, failed_only=True).empty
+    missing = runner.invoke(app, ["audit", str(tmp_path / "batch.csv"), "--db", str(db), "--suite", str(tmp_path / "nope.json")])
+    assert missing.exit_code == 2 and "winnow suite infer" in missing.output

@@ -69,6 +69,7 @@ def audit(
     shard_size: int = typer.Option(512, help="Items per embedding shard (each shard is committed when done)."),
     detector: list[str] = typer.Option([], "--detector", help="Run only this detector (repeatable) [default: all]."),
     param: list[str] = typer.Option([], "--param", help="Detector parameter, DETECTOR.PARAM=VALUE (repeatable)."),
+    suite: Optional[Path] = typer.Option(None, help="Great Expectations suite (GX JSON or winnow's short YAML) to check a table against."),
     resume: Optional[str] = typer.Option(None, help="Finish the interrupted run RUN instead of starting a new one."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs."),
@@ -93,6 +94,7 @@ def audit(
             source, db=db, progress=progress, modality=modality, text_col=text_col, path_col=path_col,
             label_col=label_col, id_col=id_col, name=name, model=model, device=device, k=k, batch_size=batch_size,
             shard_size=shard_size, detectors=list(detector) or None, params=params_from_strings(list(param)),
+            suite=str(suite) if suite else None,
         )
     if as_json:
         console.print_json(json.dumps(summary, default=str))
@@ -216,6 +218,33 @@ def demo(
             console.print(f"planted {kind.replace('_', ' ')}s found in pairs: {found}/{planted}")
     console.rule()
     console.print(f"results are in {db}. Open the dashboard with:\n  [bold]winnow dashboard --db {db}[/bold]")
+
+
+suite_app = typer.Typer(help="Great Expectations suites for tables.", no_args_is_help=True)
+app.add_typer(suite_app, name="suite")
+
+
+@suite_app.command("infer")
+@user_errors
+def suite_infer(
+    source: Path = typer.Argument(..., help="Reference table (CSV / Parquet / JSONL) the suite should describe."),
+    out: Path = typer.Option(..., help="Where to write the suite (GX JSON)."),
+    id_col: Optional[str] = typer.Option(None, help="Column of unique row ids."),
+) -> None:
+    """Profile a reference table into a Great Expectations suite for later audits (`--suite`).
+
+    Example: winnow suite infer reference.csv --id-col id --out suite.json
+    """
+    from checks.tabular import infer_suite
+    from winnow.datasets import read_table
+    from winnow.datasets.columns import require_columns
+
+    frame = read_table(source.expanduser().resolve())
+    require_columns(frame, str(source), id_col=id_col)
+    suite = infer_suite(frame, id_col=id_col, name=source.stem)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(suite, indent=2, default=str))
+    console.print(f"wrote {len(suite['expectations'])} expectations for {len(frame.columns)} columns to {out}")
 
 
 @app.command()

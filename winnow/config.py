@@ -31,9 +31,15 @@ class AuditConfig:
     shard_size: int = DEFAULT_SHARD_SIZE
     detectors: list[str] | None = None
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    suite: str | None = None
 
     def __post_init__(self) -> None:
         self.source = str(Path(self.source).expanduser().resolve())
+        if self.suite is not None:
+            suite = Path(self.suite).expanduser().resolve()
+            if not suite.is_file():
+                raise ConfigError(f"--suite {self.suite} does not exist; write one with `winnow suite infer` or see docs/examples/suite.yaml.")
+            self.suite = str(suite)
         self.name = self.name or Path(self.source).stem
         for option in ("k", "batch_size", "shard_size"):
             if int(getattr(self, option)) < 1:

@@ -30,6 +30,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "",
         f"Duplicate pairs: {summary.get('pairs', 0)}. Open the dashboard with `winnow dashboard --db {summary.get('db')}`.",
     ]
+    if summary.get("failed_checks"):
+        lines += ["", "## Failed checks", "", *[f"- `{c['check_name']}`: {c['observed']}" for c in summary["failed_checks"]]]
     if summary.get("top"):
         lines += ["", "## Top items", "", "| issue type | item | score | reason |", "|---|---|---:|---|"]
         lines += [f"| {t['issue_type']} | `{t['item_id']}` | {t['score']:.3f} | {t['reason']} |" for t in summary["top"]]
@@ -55,6 +57,8 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(f"duplicate pairs: {summary.get('pairs', 0)}")
     for name, why in {**summary.get("skipped", {}), **summary.get("failed", {})}.items():
         console.print(f"[yellow]detector {name} did not run: {why}[/yellow]")
+    for check in summary.get("failed_checks", []):
+        console.print(f"[red]check failed:[/red] {check['check_name']}: {check['observed']}")
     if summary.get("top"):
         top = Table(title="top flagged items")
         for column in ("issue type", "item", "score", "reason"):

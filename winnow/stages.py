@@ -7,18 +7,23 @@ in the cache, and detection replaces the run's findings in one transaction.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from checks import check_corrupt
+from checks.image_quality import check_image_quality, measure_image
+from checks.text_quality import check_text_quality, measure_text
 from detectors import REGISTRY, build_knn_graph, default_detectors, run_detectors, validate_params
 from winnow.config import AuditConfig
 from winnow.datasets import Dataset, ingest
+from winnow.datasets.images import decode_image
 from winnow.embed import Embedder, embed_payloads, get_embedder
-from winnow.errors import SourceError
+from winnow.errors import ConfigError, SourceError
 from winnow.findings import ISSUE_TYPES, empty_pairs, validate_findings
 from winnow.store import Store
 
@@ -48,6 +53,57 @@ def ingest_stage(store: Store, run_id: str, config: AuditConfig) -> Dataset:
         store.set_run_modality(run_id, dataset.modality)
         store.save_items(run_id, dataset.items)
     return dataset
+
+
+MEASURE_THREADS = 4
+
+
+@dataclass(frozen=True)
+class Measurer:
+    """Per-item raw properties for a modality; ``kind`` versions the property cache."""
+
+    kind: str
+    measure: Callable[[Any], dict[str, Any]]
+
+
+def measurer_for(modality: str) -> Measurer | None:
+    """The property measurer of a modality (tables have none: GX checks read the rows directly)."""
+    if modality == "image":
+        return Measurer("image-v1", lambda path: measure_image(decode_image(path)))
+    if modality == "text":
+        return Measurer("text-v1", measure_text)
+    return None
+
+
+def _measure_one(measurer: Measurer, payload: Any) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        return measurer.measure(payload), None
+    except Exception as exc:  # a bad item must never stop the shard
+        return None, f"cannot decode: {type(exc).__name__}: {exc}"
+
+
+def measure_shard(store: Store, dataset: Dataset, rows: pd.DataFrame, measurer: Measurer) -> dict[str, Any]:
+    """Measure the rows whose content has no cached properties yet and commit them.
+
+    Returns counts and the errors (``item_id -> reason``) of items that could not be decoded.
+    """
+    unique = rows.drop_duplicates("content_hash")
+    cached = store.cached_properties(measurer.kind, unique["content_hash"].tolist())
+    todo = unique[~unique["content_hash"].isin(cached)]
+    with ThreadPoolExecutor(max_workers=MEASURE_THREADS) as pool:
+        measured = list(pool.map(lambda p: _measure_one(measurer, p), payloads(dataset, todo)))
+    store.save_properties(measurer.kind, {h: props for h, (props, _) in zip(todo["content_hash"], measured) if props is not None})
+    failed = {h: error for h, (_, error) in zip(todo["content_hash"], measured) if error is not None}
+    errors = {item: failed[h] for item, h in zip(rows["item_id"], rows["content_hash"]) if h in failed}
+    return {"items": len(rows), "cached": int(rows["content_hash"].isin(cached).sum()), "errors": errors}
+
+
+def load_properties(store: Store, items: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """``item_id`` plus one column per measured property, for readable items with cached properties."""
+    readable = items[items["error"].isna()]
+    cache = store.cached_properties(kind, readable["content_hash"].tolist())
+    rows = [{"item_id": item, **cache[h]} for item, h in zip(readable["item_id"], readable["content_hash"]) if h in cache]
+    return pd.DataFrame(rows) if rows else pd.DataFrame({"item_id": pd.Series(dtype=object)})
 
 
 def embedder_for(dataset: Dataset, config: AuditConfig) -> Embedder:
@@ -87,7 +143,7 @@ def embed_shard(store: Store, dataset: Dataset, rows: pd.DataFrame, embedder: Em
     return {"items": len(rows), "cached": int(rows["content_hash"].isin(cached).sum()), "computed": len(result.ok), "errors": errors}
 
 
-def record_embed_errors(store: Store, run_id: str, dataset: Dataset, errors: dict[str, str]) -> None:
+def record_decode_errors(store: Store, run_id: str, dataset: Dataset, errors: dict[str, str]) -> None:
     """Items that failed to decode become unreadable items (and so ``corrupt`` findings)."""
     if errors:
         mask = dataset.items["item_id"].isin(errors)
@@ -113,6 +169,37 @@ def usable_labels(items: pd.DataFrame) -> np.ndarray | None:
     return labels
 
 
+def perceptual_hashes(embedded: pd.DataFrame, properties: pd.DataFrame | None) -> np.ndarray | None:
+    """pHash hex strings row-aligned with the embedded items, when every one of them was measured."""
+    if properties is None or "phash" not in properties:
+        return None
+    hashes = embedded["item_id"].map(properties.set_index("item_id")["phash"])
+    return None if hashes.isna().any() else hashes.to_numpy(dtype=object)
+
+
+def quality_checks(modality: str, properties: pd.DataFrame | None) -> list[pd.DataFrame]:
+    """``low_quality`` findings from the measured properties of images or texts."""
+    if properties is None or properties.empty:
+        return []
+    if modality == "image":
+        return [check_image_quality(properties)]
+    if modality == "text":
+        return [check_text_quality(properties)]
+    return []
+
+
+def table_checks(dataset: Dataset, config: AuditConfig) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Run the Great Expectations suite given with ``--suite`` on a table: ``(findings, check_results)``."""
+    if config.suite is None:
+        return None
+    if dataset.table is None:
+        raise ConfigError(f"--suite checks tables, but {config.source} was read as {dataset.modality} data.")
+    from checks.tabular import load_suite, run_suite
+
+    suite = load_suite(Path(config.suite))
+    return run_suite(dataset.table, suite, id_col=config.id_col, item_ids=dataset.items["item_id"].tolist())
+
+
 @dataclass
 class Detections:
     """All findings and pairs of a run, plus what did not run."""
@@ -122,12 +209,19 @@ class Detections:
     skipped: dict[str, str]
     failed: dict[str, str]
     knn_method: str
+    check_results: pd.DataFrame | None = None
 
 
-def detect_stage(items: pd.DataFrame, embedded: pd.DataFrame, vectors: np.ndarray, modality: str, config: AuditConfig, device: str) -> Detections:
-    """Run the corrupt check and every selected detector; the kNN graph is built once and shared.
+def detect_stage(
+    items: pd.DataFrame, embedded: pd.DataFrame, vectors: np.ndarray, modality: str, config: AuditConfig, device: str,
+    properties: pd.DataFrame | None = None, rule_checks: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+) -> Detections:
+    """Run the checks and every selected detector; the kNN graph is built once and shared.
 
     Detectors that need no inputs see every readable item; the others see the embedded items.
+    ``properties`` (``item_id`` + measured columns) feeds the quality checks and, for images, the
+    perceptual hashes of the near-duplicate detector; ``rule_checks`` are the findings and check
+    results of a table's suite (see :func:`table_checks`).
     """
     names = config.detectors or default_detectors()
     validate_params(config.params)
@@ -135,15 +229,16 @@ def detect_stage(items: pd.DataFrame, embedded: pd.DataFrame, vectors: np.ndarra
     needs_inputs = [n for n in names if REGISTRY[n].requires]
     outcomes = [run_detectors(items[items["error"].isna()].reset_index(drop=True), modality, {}, config.params, names=content_only)]
     knn = build_knn_graph(vectors, k=config.k, device=device) if len(embedded) else None
-    inputs = {"knn": knn, "vectors": vectors if len(embedded) else None, "labels": usable_labels(embedded)}
+    inputs = {"knn": knn, "vectors": vectors if len(embedded) else None, "labels": usable_labels(embedded), "hashes": perceptual_hashes(embedded, properties)}
     outcomes.append(run_detectors(embedded, modality, inputs, config.params, names=needs_inputs))
     results = [r for o in outcomes for r in o.results.values()]
-    findings = validate_findings(pd.concat([check_corrupt(items)] + [r.findings for r in results], ignore_index=True))
+    checks = [check_corrupt(items)] + quality_checks(modality, properties) + ([rule_checks[0]] if rule_checks else [])
+    findings = validate_findings(pd.concat(checks + [r.findings for r in results], ignore_index=True))
     pair_frames = [r.pairs for r in results if len(r.pairs)]
     pairs = pd.concat(pair_frames, ignore_index=True) if pair_frames else empty_pairs()
     skipped = {k: v for o in outcomes for k, v in o.skipped.items()}
     failed = {k: v for o in outcomes for k, v in o.failed.items()}
-    return Detections(findings, pairs, skipped, failed, knn.method if knn is not None else "none")
+    return Detections(findings, pairs, skipped, failed, knn.method if knn is not None else "none", rule_checks[1] if rule_checks else None)
 
 
 def summarize(store: Store, run_id: str, top: int = 5) -> dict[str, Any]:
@@ -160,4 +255,5 @@ def summarize(store: Store, run_id: str, top: int = 5) -> dict[str, Any]:
         "scored": {r.issue_type: int(r.scored) for r in counts.itertuples()},
         "pairs": int(len(store.pairs(run_id))),
         "top": top_items.to_dict(orient="records"),
+        "failed_checks": store.check_results(run_id, failed_only=True)[["check_name", "observed"]].to_dict(orient="records"),
     }

@@ -42,3 +42,24 @@ def test_chain_forms_one_group_with_one_keeper():
     assert f.loc[["i0", "i1", "i2"], "group_id"].nunique() == 1
     assert f.loc["i2", "related_item_id"] == "i0"
     assert f["flagged"].tolist() == [False, True, True, False]
+
+
+def test_matching_phash_rescues_a_copy_the_embedding_moved():
+    angles = np.array([0.0, 0.5, 1.2, 2.0, 2.7])  # cos(0.5) = 0.88: below the cosine threshold
+    vectors = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    hashes = np.array(["ffff0000ffff0000", "ffff0000ffff0001", "0123456789abcdef", "fedcba9876543210", "0f0f0f0f0f0f0f0f"], dtype=object)
+    knn = build_knn_graph(vectors, k=4)
+    fused = detect_near_duplicate(make_items(5), knn=knn, hashes=hashes, threshold=0.95, phash_max_distance=4, min_cosine=0.75)
+    f = fused.findings.set_index("item_id")
+    assert f.loc["i1", "flagged"] and f.loc["i1", "related_item_id"] == "i0"
+    assert np.isclose(f.loc["i1", "score"], 1 - 0.05 * 1 / 4)  # one differing bit
+    assert fused.pairs["method"].tolist() == ["phash+embedding"]
+    plain = detect_near_duplicate(make_items(5), knn=knn, threshold=0.95).findings
+    assert not plain["flagged"].any()
+
+
+def test_phash_needs_the_cosine_guard():
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)  # unrelated content
+    hashes = np.array(["0000000000000000", "0000000000000000"], dtype=object)  # e.g. two blank frames
+    result = detect_near_duplicate(make_items(2), knn=build_knn_graph(vectors, k=1), hashes=hashes)
+    assert not result.findings["flagged"].any()

@@ -64,7 +64,7 @@ def test_modality_defaults_apply_unless_overridden(clusters):
 def test_unknown_names_and_params_list_the_valid_ones():
     with pytest.raises(ConfigError, match="valid: exact_duplicate"):
         validate_params({"nope": {}})
-    with pytest.raises(ConfigError, match="valid: threshold"):
+    with pytest.raises(ConfigError, match="valid: threshold, phash_max_distance, min_cosine"):
         validate_params({"near_duplicate": {"thresh": 1}})
     with pytest.raises(ConfigError, match="unknown detector"):
         run_detectors(pd.DataFrame(), "image", {}, names=["nope"])

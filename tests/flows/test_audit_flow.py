@@ -21,11 +21,11 @@ def test_image_audit_end_to_end(tmp_path, image_folder):
     store, summary = run(tmp_path, image_folder, shard_size=10)
     run_id = summary["run_id"]
     assert store.get_run(run_id)["status"] == "completed"
-    assert set(store.stages(run_id)) == {"ingest", "embed", "detect"}
+    assert set(store.stages(run_id)) == {"ingest", "measure", "embed", "detect"}
     findings = store.findings(run_id).set_index(["item_id", "issue_type"])
     items = store.load_items(run_id)
     readable = items[items["error"].isna()]["item_id"]
-    for issue_type in ("exact_duplicate", "near_duplicate", "outlier"):
+    for issue_type in ("exact_duplicate", "near_duplicate", "off_topic", "label_error", "outlier", "low_quality"):
         scored = findings.xs(issue_type, level="issue_type").index
         assert set(scored) == set(readable), issue_type  # every readable item has a score
     assert findings.loc[("trouser/zz_copy.png", "exact_duplicate"), "flagged"]
@@ -69,7 +69,7 @@ def test_tabular_audit(tmp_path, wine_csv):
 def test_detector_selection_and_params(tmp_path, text_jsonl):
     store, summary = run(tmp_path, text_jsonl, id_col="id", detectors=["exact_duplicate", "outlier"], params={"outlier": {"k": 3}})
     types = set(store.findings(summary["run_id"])["issue_type"])
-    assert types == {"corrupt", "exact_duplicate", "outlier"}
+    assert types == {"corrupt", "low_quality", "exact_duplicate", "outlier"}  # checks always run
 
 
 def test_flow_run_is_named_after_the_dataset_and_publishes_a_summary(tmp_path, text_jsonl):

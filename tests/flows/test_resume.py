@@ -77,8 +77,8 @@ def test_killed_audit_resumes_to_the_same_findings(folder, tmp_path):
     assert straight.returncode == 0, straight.stderr[-3000:]
     reference = Store(clean_db)
     a, b = comparable(store, run_id), comparable(reference, reference.latest_run_id())
-    # corrupt, exact_duplicate, near_duplicate, off_topic, label_error, outlier for every item
-    assert len(a) == len(b) == 300 * 6
+    # corrupt, low_quality, exact_duplicate, near_duplicate, off_topic, label_error, outlier for every item
+    assert len(a) == len(b) == 300 * 7
     np.testing.assert_allclose(a.pop("score"), b.pop("score"), atol=1e-4)
     assert a.equals(b)
     assert len(store.pairs(run_id)) == len(reference.pairs(reference.latest_run_id()))

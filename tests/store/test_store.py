@@ -38,7 +38,7 @@ def test_schema_is_migrated_once_and_recorded(store):
     with store.connect() as con:
         assert migrations.pending(con) == []
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    assert {"runs", "items", "embeddings", "findings", "pairs", "decisions", "check_results", "schema_migrations"} <= tables
+    assert {"runs", "items", "embeddings", "properties", "findings", "pairs", "decisions", "check_results", "schema_migrations"} <= tables
 
 
 def test_stage_writes_are_idempotent(store):
@@ -118,3 +118,20 @@ def test_foreign_and_newer_databases_are_refused(tmp_path):
         con.execute("INSERT INTO schema_migrations VALUES (99, '0099_from_the_future', now())")
     with pytest.raises(WinnowError, match="newer winnow"):
         newer.list_runs()
+
+
+def test_an_older_database_is_migrated_forward(tmp_path):
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    migrations.applied(con)
+    name, first = migrations.MIGRATIONS[0]
+    first(con)
+    con.execute("INSERT INTO schema_migrations VALUES (1, ?, now())", [name])
+    con.close()
+    store = Store(path)
+    assert store.initialize() == [name for name, _ in migrations.MIGRATIONS]
+    store.save_properties("image-v1", {"h1": {"phash": "ff00", "width": 28}})
+    assert store.cached_properties("image-v1", ["h1", "h2"]) == {"h1": {"phash": "ff00", "width": 28}}
+    assert store.cached_properties("text-v1", ["h1"]) == {}

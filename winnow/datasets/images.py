@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,6 +25,16 @@ from winnow.errors import SourceError
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 )
+
+
+def decode_image(path: str | Path) -> Image.Image:
+    """Fully decode an image file as stored (mode and EXIF untouched); raises on truncated files and
+    treats Pillow's decompression-bomb warning as an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()  # keeps .info (and so the EXIF block), detached from the file
 
 
 def is_image_path(path: str | Path) -> bool:

@@ -26,8 +26,9 @@ class Dataset:
     """What ingest hands to the rest of the audit.
 
     ``items`` has :data:`ITEM_COLUMNS`; ``error`` is a human reason for items that could not be
-    read (they become ``corrupt`` findings and get no embedding). ``features`` holds the feature
-    columns of a tabular source, row-aligned with ``items``; it is ``None`` for images and texts.
+    read (they become ``corrupt`` findings and get no embedding). For a tabular source,
+    ``features`` holds the parsed feature columns and ``table`` the rows exactly as read (id and label
+    columns included, for rule checks), both row-aligned with ``items``; both are ``None`` otherwise.
     """
 
     name: str
@@ -35,6 +36,7 @@ class Dataset:
     modality: str
     items: pd.DataFrame
     features: pd.DataFrame | None = None
+    table: pd.DataFrame | None = None
 
     @property
     def readable(self) -> pd.DataFrame:

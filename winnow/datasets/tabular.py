@@ -71,4 +71,7 @@ def ingest_table(
         }
         for i, (item_id, label, record, error) in enumerate(zip(ids, labels, records, errors))
     ]
-    return Dataset(name=name, source=source, modality="tabular", items=items_frame(rows), features=features)
+    return Dataset(
+        name=name, source=source, modality="tabular", items=items_frame(rows), features=features,
+        table=frame.reset_index(drop=True),
+    )

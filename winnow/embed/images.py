@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch
 from PIL import Image, ImageOps
 
 from winnow.datasets.hashing import hash_file
+from winnow.datasets.images import decode_image
 from winnow.embed.base import l2_normalize
 from winnow.errors import ModelError
 
@@ -18,11 +18,7 @@ IMAGE_SIZE = 224
 
 def load_rgb(path: str) -> Image.Image:
     """Fully decode an image as RGB, honouring EXIF orientation; raises on truncated files."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as image:
-            image.load()
-            return ImageOps.exif_transpose(image).convert("RGB")
+    return ImageOps.exif_transpose(decode_image(path)).convert("RGB")
 
 
 class EfficientNetLite0:

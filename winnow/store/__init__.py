@@ -31,6 +31,7 @@ __all__ = ["Store", "DEFAULT_DB", "default_db_path"]
 
 DEFAULT_DB = "winnow.duckdb"
 DECISIONS = ("confirmed", "dismissed", "relabel", "keep")
+CHECK_RESULT_COLUMNS = ("run_id", "check_name", "item_id", "success", "observed", "detail")
 
 
 def default_db_path() -> Path:
@@ -253,15 +254,57 @@ class Store:
             )
             con.unregister("new_vectors")
 
+    # -- measured properties cache (image / text quality, perceptual hashes) -------------------
+
+    def cached_properties(self, kind: str, content_hashes: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Properties already measured for these hashes by measurer ``kind`` (e.g. ``image-v1``)."""
+        if not self.path.exists() or not content_hashes:
+            return {}
+        wanted = pa.table({"content_hash": pa.array(sorted(set(content_hashes)), pa.string())})
+        with self.connect(read_only=True) as con:
+            con.register("wanted", wanted)
+            rows = con.sql(
+                "SELECT p.content_hash, p.properties FROM properties p JOIN wanted USING (content_hash) WHERE p.kind = $kind",
+                params={"kind": kind},
+            ).fetchall()
+        return {h: json.loads(p) for h, p in rows}
+
+    def save_properties(self, kind: str, properties: dict[str, dict[str, Any]]) -> None:
+        """Add measured properties (``content_hash -> dict``) to the cache; existing entries are kept."""
+        if not properties:
+            return
+        table = pa.table(
+            {
+                "content_hash": pa.array(list(properties), pa.string()),
+                "properties": pa.array([json.dumps(p, sort_keys=True, default=str) for p in properties.values()], pa.string()),
+            }
+        )
+        with self.transaction() as con:
+            con.register("new_properties", table)
+            con.execute(
+                "INSERT INTO properties SELECT content_hash, ?, properties, ? FROM new_properties ON CONFLICT DO NOTHING",
+                [kind, _now()],
+            )
+            con.unregister("new_properties")
+
     # -- findings and pairs ------------------------------------------------------------------
 
-    def save_results(self, run_id: str, findings: pd.DataFrame, pairs: pd.DataFrame, *, stage: str = "detect") -> None:
-        """Replace a run's findings and pairs and mark the stage, in one transaction."""
+    def save_results(
+        self, run_id: str, findings: pd.DataFrame, pairs: pd.DataFrame, *, check_results: pd.DataFrame | None = None,
+        stage: str = "detect",
+    ) -> None:
+        """Replace a run's findings, pairs and check results and mark the stage, in one transaction."""
         findings = findings.assign(run_id=run_id)[list(FINDINGS_COLUMNS)]
         pairs = pairs.assign(run_id=run_id)[list(PAIRS_COLUMNS)]
         with self.transaction() as con:
             con.execute("DELETE FROM findings WHERE run_id = ?", [run_id])
             con.execute("DELETE FROM pairs WHERE run_id = ?", [run_id])
+            con.execute("DELETE FROM check_results WHERE run_id = ?", [run_id])
+            if check_results is not None and len(check_results):
+                results = check_results.assign(run_id=run_id)[list(CHECK_RESULT_COLUMNS)]
+                con.register("new_check_results", results)
+                con.execute(f"INSERT INTO check_results ({', '.join(CHECK_RESULT_COLUMNS)}) SELECT * FROM new_check_results")
+                con.unregister("new_check_results")
             con.register("new_findings", findings)
             con.execute(f"INSERT INTO findings ({', '.join(FINDINGS_COLUMNS)}) SELECT * FROM new_findings")
             con.unregister("new_findings")
@@ -286,6 +329,11 @@ class Store:
         return self._query(
             f"SELECT {', '.join(PAIRS_COLUMNS)} FROM pairs WHERE run_id = ? ORDER BY similarity DESC, item_a, item_b", [run_id]
         )
+
+    def check_results(self, run_id: str, *, failed_only: bool = False) -> pd.DataFrame:
+        """A run's rule-check results (one row per expectation), failures first."""
+        sql = f"SELECT {', '.join(CHECK_RESULT_COLUMNS)} FROM check_results WHERE run_id = ?"
+        return self._query(sql + (" AND NOT success" if failed_only else "") + " ORDER BY success, check_name", [run_id])
 
     def issue_counts(self, run_id: str) -> pd.DataFrame:
         """Per issue type: items scored and items flagged."""

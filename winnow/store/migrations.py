@@ -60,8 +60,20 @@ def _initial_schema(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _properties_cache(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE properties (
+            content_hash VARCHAR NOT NULL, kind VARCHAR NOT NULL, properties JSON NOT NULL,
+            created TIMESTAMP NOT NULL, PRIMARY KEY (content_hash, kind)
+        );
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial_schema", _initial_schema),
+    ("0002_properties_cache", _properties_cache),
 ]
 
 
