@@ -76,8 +76,10 @@ def audit_flow(config: AuditConfig, db: str, resume: str | None = None, progress
         properties = load_properties(store, dataset.items, measurer.kind) if measurer is not None else None
         rule_checks = table_checks(dataset, config) if config.suite else None
         detections = detect(dataset.items, embedded, vectors, dataset.modality, config, device, properties, rule_checks)
-        for name, why in {**detections.skipped, **detections.failed}.items():
-            logger.warning("detector %s did not run: %s", name, why)
+        for name, why in detections.skipped.items():
+            logger.info("detector %s skipped: %s", name, why)
+        for name, why in detections.failed.items():
+            logger.warning("detector %s failed: %s", name, why)
         store_results(store, run_id, detections)
         summary = stages.summarize(store, run_id)
         summary.update(

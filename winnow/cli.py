@@ -86,7 +86,7 @@ def audit(
 
     progress = sys.stderr.isatty() and not as_json
     if resume:
-        summary = api.resume(resume, db=db, progress=progress)
+        summary = api.resume(resume, db=db, progress=progress).info
     else:
         if source is None:
             raise WinnowError("give a SOURCE to audit (a folder or a file), or --resume RUN.")
@@ -95,7 +95,7 @@ def audit(
             label_col=label_col, id_col=id_col, name=name, model=model, device=device, k=k, batch_size=batch_size,
             shard_size=shard_size, detectors=list(detector) or None, params=params_from_strings(list(param)),
             suite=str(suite) if suite else None,
-        )
+        ).info
     if as_json:
         console.print_json(json.dumps(summary, default=str))
         return
@@ -212,7 +212,7 @@ def demo(
     store = _store(db)
     for name, options in jobs.items():
         console.rule(f"demo: {name}")
-        summary = api.audit(db=db, progress=sys.stderr.isatty(), name=f"demo-{name}", **options)
+        summary = api.audit(db=db, progress=sys.stderr.isatty(), name=f"demo-{name}", **options).info
         print_summary(summary, console)
         for kind, (found, planted) in planted_pairs_found(truth[name], store.pairs(summary["run_id"])).items():
             console.print(f"planted {kind.replace('_', ' ')}s found in pairs: {found}/{planted}")

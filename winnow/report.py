@@ -55,8 +55,10 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         counts.add_row(issue_type, str(flagged), str(scored))
     console.print(counts)
     console.print(f"duplicate pairs: {summary.get('pairs', 0)}")
-    for name, why in {**summary.get("skipped", {}), **summary.get("failed", {})}.items():
-        console.print(f"[yellow]detector {name} did not run: {why}[/yellow]")
+    for name, why in summary.get("skipped", {}).items():
+        console.print(f"[dim]detector {name} skipped: {why}[/dim]")
+    for name, why in summary.get("failed", {}).items():
+        console.print(f"[yellow]detector {name} failed: {why}[/yellow]")
     for check in summary.get("failed_checks", []):
         console.print(f"[red]check failed:[/red] {check['check_name']}: {check['observed']}")
     if summary.get("top"):

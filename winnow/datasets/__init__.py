@@ -17,31 +17,62 @@ from winnow.datasets.tabular import ingest_table
 from winnow.datasets.texts import ingest_texts
 from winnow.errors import SourceError
 
-__all__ = ["Dataset", "ITEM_COLUMNS", "MODALITIES", "ingest", "read_table"]
+__all__ = ["Dataset", "EncodingError", "ITEM_COLUMNS", "MODALITIES", "ingest", "read_table"]
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 PATH_COLUMN_NAMES = ("path", "image", "image_path", "file", "filepath", "filename", "uri")
 TEXT_COLUMN_NAMES = ("text", "content", "document", "sentence", "review", "caption", "body")
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV, TSV, Parquet or JSON-lines file into a frame, with an actionable error."""
+class EncodingError(SourceError):
+    """A CSV / TSV / JSON-lines file that is not valid UTF-8; the message says where and how to fix it."""
+
+
+def read_table(path: Path, *, encoding_errors: str = "strict") -> pd.DataFrame:
+    """Read a CSV, TSV, Parquet or JSON-lines file into a frame, with an actionable error.
+
+    Text files are read as UTF-8 (a leading byte-order mark is allowed). With the default
+    ``encoding_errors="strict"`` a file that is not valid UTF-8 raises :class:`EncodingError`;
+    ``"replace"`` reads it with U+FFFD in place of the undecodable bytes.
+    """
     kind = TABLE_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise SourceError(
             f"{path} is neither a folder nor a supported file; use an image folder or a "
             f"{', '.join(sorted(TABLE_SUFFIXES))} file."
         )
+    text = dict(encoding="utf-8-sig", encoding_errors=encoding_errors)
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
         if kind == "jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
-        return pd.read_csv(path, sep="\t" if kind == "tsv" else ",", low_memory=False)
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{path} is not valid UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8.") from exc
+            return pd.read_json(path, lines=True, dtype=False, **text)
+        return pd.read_csv(path, sep="\t" if kind == "tsv" else ",", low_memory=False, **text)
+    except UnicodeError as exc:
+        raise EncodingError(f"{path} is not valid UTF-8: {_utf8_problem(path)}. Re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}` when it is Latin-1) and audit that file.") from exc
     except Exception as exc:
         raise SourceError(f"cannot read {path} as {kind}: {exc}") from exc
+
+
+def _utf8_problem(path: Path) -> str:
+    """Where a file stops being UTF-8: the first bad line and byte, and how many lines are bad."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return "it is UTF-16 (it starts with a UTF-16 byte-order mark)"
+        handle.seek(0)
+        first, bad, total = None, 0, 0
+        for number, line in enumerate(handle, 1):
+            total = number
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad += 1
+                first = first or (number, exc.start + 1, line[exc.start])
+    if first is None:
+        return "it has a byte sequence that is not UTF-8"
+    line, column, byte = first
+    return f"{bad} of {total} lines have bytes that are not UTF-8, the first at line {line}, byte {column} (0x{byte:02X})"
 
 
 def _guess_column(frame: pd.DataFrame, names: tuple[str, ...]) -> str | None:
@@ -81,8 +112,23 @@ def ingest(
             raise SourceError(f"{path} is a folder, which winnow reads as images; drop --modality {modality}.")
         return ingest_image_folder(path, name)
 
-    frame = read_table(path)
-    require_columns(frame, str(path), text_col=text_col, path_col=path_col, label_col=label_col, id_col=id_col)
+    try:
+        frame, not_utf8 = read_table(path), None
+    except EncodingError as exc:
+        # Only texts are read past undecodable bytes: each becomes U+FFFD, which the text-quality check
+        # reports per row as broken encoding. Other data (ids, numbers, paths) must not be guessed at.
+        if modality not in (None, "text"):
+            raise
+        try:
+            frame, not_utf8 = read_table(path, encoding_errors="replace"), exc
+        except SourceError:
+            raise exc from None
+    try:
+        require_columns(frame, str(path), text_col=text_col, path_col=path_col, label_col=label_col, id_col=id_col)
+    except SourceError:
+        if not_utf8 is not None:
+            raise not_utf8 from None  # a column name with broken bytes: the encoding is the problem
+        raise
     if frame.empty:
         raise SourceError(f"{path} has no rows.")
     if modality is None:
@@ -98,10 +144,14 @@ def ingest(
                 modality = "text"
             else:
                 modality = "tabular"
+    if not_utf8 is not None and modality != "text":
+        raise not_utf8
     common = dict(label_col=label_col, id_col=id_col, source=str(path), name=name)
     if modality == "text":
         text_col = text_col or _guess_column(frame, TEXT_COLUMN_NAMES)
         if text_col is None:
+            if not_utf8 is not None:
+                raise not_utf8
             raise SourceError(f"{path} has no text column; name it with --text-col (columns: {', '.join(map(str, frame.columns))}).")
         return ingest_texts(frame, text_col=text_col, **common)
     if modality == "image":

@@ -1,7 +1,8 @@
 """Image sources: a folder of images (``root/<label>/<file>`` or flat) or a manifest of paths.
 
 Ingest reads each file once to hash it and checks its header with Pillow; a file that is empty,
-not an image or refused by Pillow's decompression-bomb guard is kept as an item with an ``error``
+not an image, larger than Pillow's decompression-bomb limit, not a regular file (a named pipe, a
+device, a symlink loop) or named with bytes that are not UTF-8 is kept as an item with an ``error``
 (it becomes a ``corrupt`` finding). Full decoding happens in the embed stage, which reports
 truncated files the same way.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,14 +28,28 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 
 
+def check_pixel_limit(image: Image.Image) -> None:
+    """Refuse an image over ``Image.MAX_IMAGE_PIXELS`` before it is decoded.
+
+    Pillow itself only raises above twice that limit and merely warns between the limit and twice
+    it; turning the warning into an error with ``warnings.catch_warnings`` is not thread-safe (the
+    filters are process-global and decoding runs on worker threads), so the size is checked here.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and image.width * image.height > limit:
+        raise Image.DecompressionBombError(
+            f"image size ({image.width}x{image.height} = {image.width * image.height} pixels) exceeds the limit of "
+            f"{limit} pixels (PIL.Image.MAX_IMAGE_PIXELS); it could be a decompression bomb"
+        )
+
+
 def decode_image(path: str | Path) -> Image.Image:
     """Fully decode an image file as stored (mode and EXIF untouched); raises on truncated files and
-    treats Pillow's decompression-bomb warning as an error."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()  # keeps .info (and so the EXIF block), detached from the file
+    on images over Pillow's decompression-bomb limit (see :func:`check_pixel_limit`)."""
+    with Image.open(path) as image:
+        check_pixel_limit(image)
+        image.load()
+        return image.copy()  # keeps .info (and so the EXIF block), detached from the file
 
 
 def is_image_path(path: str | Path) -> bool:
@@ -52,8 +67,15 @@ def list_image_files(root: Path) -> list[Path]:
 
 
 def inspect_image(path: Path) -> tuple[str | None, dict, str | None]:
-    """Hash a file and read its image header: ``(content_hash, metadata, error)``."""
+    """Hash a file and read its image header: ``(content_hash, metadata, error)``.
+
+    Only regular files are opened: a named pipe would block the reader forever and a device such as
+    ``/dev/zero`` never ends, so either (or a symlink to one) is refused before it is read.
+    """
     try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            return None, {}, f"not a regular file (a {_file_kind(mode)}); only image files can be audited, remove it or point at the real file"
         data = path.read_bytes()
     except OSError as exc:
         return None, {}, f"cannot read file: {exc.strerror or exc}"
@@ -64,6 +86,7 @@ def inspect_image(path: Path) -> tuple[str | None, dict, str | None]:
     try:
         with Image.open(path) as image:
             meta.update(width=image.width, height=image.height, format=image.format, mode=image.mode)
+            check_pixel_limit(image)
             image.verify()
     except Image.DecompressionBombError as exc:
         return content_hash, meta, f"refused as a decompression bomb: {exc}"
@@ -72,16 +95,32 @@ def inspect_image(path: Path) -> tuple[str | None, dict, str | None]:
     return content_hash, meta, None
 
 
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "named pipe"), (stat.S_ISCHR, "character device"),
+             (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
+def printable(name: str) -> str:
+    """``name`` as valid UTF-8: bytes of a file name that were not UTF-8 (kept by Python as lone
+    surrogates) are written as ``\\xNN`` escapes, so the name can be stored and shown."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _rows_for(paths: list[Path], item_ids: list[str], labels: list[str | None]) -> list[dict]:
     with ThreadPoolExecutor(max_workers=8) as pool:
         inspected = list(pool.map(inspect_image, paths))
     rows = []
     for path, item_id, label, (content_hash, meta, error) in zip(paths, item_ids, labels, inspected):
+        uri = str(path)
+        if printable(uri) != uri:  # the store, exports and the dashboard need text, not raw bytes
+            error = f"file name is not valid UTF-8 ({printable(item_id)!r}); rename the file (e.g. with convmv) and audit again"
+            item_id, uri, label = printable(item_id), printable(uri), None if label is None else printable(label)
         rows.append(
             {
                 "item_id": item_id,
                 "modality": "image",
-                "uri": str(path),
+                "uri": uri,
                 "text": None,
                 "label": label,
                 "content_hash": content_hash or hash_bytes(str(path).encode()),

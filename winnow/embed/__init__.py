@@ -1,18 +1,20 @@
 """Embedders behind one interface, chosen by a model spec.
 
 Specs: ``efficientnet-lite0`` (images, default), ``minilm`` (texts, default), ``tabular`` (tables,
-default) and ``open_clip:ARCH:PATH`` (images or texts, weights from a local checkpoint).
+default), ``open_clip:ARCH:PATH`` (images or texts, weights from a local checkpoint) and
+``precomputed:ID`` (vectors the caller put in the cache beforehand, see ``winnow.audit(embeddings=)``).
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 from winnow.embed.base import Embedder, l2_normalize, resolve_device
 from winnow.embed.runner import EmbedResult, embed_payloads
-from winnow.errors import ConfigError
+from winnow.errors import ConfigError, ModelError
 
 __all__ = ["DEFAULT_MODELS", "Embedder", "EmbedResult", "embed_payloads", "get_embedder", "l2_normalize", "resolve_device"]
 
@@ -26,6 +28,8 @@ def get_embedder(spec: str | None, modality: str, device: str | None = None, fea
     ``features`` is required for the tabular encoder, which is fitted on the table it embeds.
     """
     spec = spec or DEFAULT_MODELS[modality]
+    if spec.startswith("precomputed:"):
+        return Precomputed(spec, modality)
     if spec.startswith("open_clip:"):
         parts = spec.split(":", 2)
         if len(parts) != 3 or not parts[1] or not parts[2]:
@@ -44,6 +48,23 @@ def get_embedder(spec: str | None, modality: str, device: str | None = None, fea
 
         return TabularEncoder(features)
     return _cached_builtin(spec, resolve_device(device))
+
+
+class Precomputed:
+    """Vectors supplied by the caller and already in the cache: nothing is ever computed."""
+
+    dim = 0
+    device = "cpu"
+
+    def __init__(self, model_id: str, modality: str) -> None:
+        self.model_id = model_id
+        self.modality = modality
+
+    def prepare(self, payload: object) -> object:
+        raise ModelError("no precomputed vector for this item's content; pass one embedding per row.")
+
+    def embed(self, prepared: list) -> np.ndarray:
+        raise ModelError("precomputed embeddings cannot embed new items.")
 
 
 @lru_cache(maxsize=4)

@@ -17,8 +17,15 @@ IMAGE_SIZE = 224
 
 
 def load_rgb(path: str) -> Image.Image:
-    """Fully decode an image as RGB, honouring EXIF orientation; raises on truncated files."""
-    return ImageOps.exif_transpose(decode_image(path)).convert("RGB")
+    """Fully decode an image as RGB, honouring EXIF orientation; raises on truncated files.
+
+    16-bit greyscale (``I;16``) is scaled to 8 bits first: Pillow's own conversion clips every
+    value above 255, which turns a normal 16-bit image into a blank white frame.
+    """
+    image = ImageOps.exif_transpose(decode_image(path))
+    if image.mode.startswith("I;16"):
+        image = Image.fromarray((np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8))
+    return image.convert("RGB")
 
 
 class EfficientNetLite0:
