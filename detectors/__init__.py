@@ -68,6 +68,7 @@ REGISTRY: dict[str, DetectorSpec] = {
         DetectorSpec(
             "label_error", detect_label_error, ALL, frozenset({"vectors", "labels", "knn"}),
             "given label unsupported by out-of-fold probe probabilities (confident learning) and by the neighbours' labels",
+            optional=frozenset({"pred_probs"}),
         ),
         DetectorSpec("outlier", detect_outlier, ALL, frozenset({"knn"}), "far from its nearest neighbours (robust z of kNN distance)"),
     )

@@ -51,11 +51,13 @@ def neighbour_disagreement(y: np.ndarray, knn: KnnGraph, k: int) -> np.ndarray:
 
 
 def detect_label_error(
-    items: pd.DataFrame, *, vectors: np.ndarray, labels: np.ndarray, knn: KnnGraph, folds: int = 5, k: int = 10,
-    min_disagreement: float = 0.5,
+    items: pd.DataFrame, *, vectors: np.ndarray, labels: np.ndarray, knn: KnnGraph, pred_probs: np.ndarray | None = None,
+    folds: int = 5, k: int = 10, min_disagreement: float = 0.5,
 ) -> Detection:
-    """Score every labelled item; ``items``, ``vectors``, ``labels`` and ``knn`` are row-aligned.
+    """Score every labelled item; ``items``, ``vectors``, ``labels``, ``knn`` and ``pred_probs`` are row-aligned.
 
+    ``pred_probs`` (optional): the caller's out-of-fold class probabilities, one column per class
+    in sorted order of the label values (cleanlab's convention); they replace the built-in probe.
     Items without a label are not scored. Needs at least two classes with two items each.
     """
     labels = np.asarray(labels, dtype=object)
@@ -63,7 +65,11 @@ def detect_label_error(
     ids = items["item_id"].astype(str).to_numpy()
     if has_label.sum() < 4 or len(set(labels[has_label])) < 2:
         return Detection(make_findings([], "label_error", [], [], [], []))
-    probs_all, classes = out_of_fold_probabilities(vectors[has_label], labels[has_label].astype(str), folds=folds)
+    if pred_probs is None:
+        probs_all, classes = out_of_fold_probabilities(vectors[has_label], labels[has_label].astype(str), folds=folds)
+    else:
+        classes = sorted(set(labels[has_label].astype(str)))
+        probs_all = _checked_probabilities(pred_probs, len(labels), len(classes))[has_label]
     y_all = np.full(len(labels), -1)
     y_all[has_label] = np.searchsorted(classes, labels[has_label].astype(str))
     disagreement = neighbour_disagreement(y_all, knn, k)[has_label]
@@ -96,6 +102,13 @@ def detect_label_error(
             suggested_labels=[classes[s] if f or top != g else None for s, f, top, g in zip(suggested, flagged, probs_all.argmax(axis=1), y)],
         )
     )
+
+
+def _checked_probabilities(pred_probs: np.ndarray, n: int, n_classes: int) -> np.ndarray:
+    probs = np.asarray(pred_probs, dtype=float)
+    if probs.shape != (n, n_classes):
+        raise ValueError(f"pred_probs must have shape ({n}, {n_classes}): one row per item, one column per class in sorted order; got {probs.shape}")
+    return probs
 
 
 def _nearest_with_label(suggested: np.ndarray, y_all: np.ndarray, knn: KnnGraph, rows: np.ndarray, ids: np.ndarray) -> list[str | None]:

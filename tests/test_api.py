@@ -88,7 +88,7 @@ def test_exports_for_other_tools(tmp_path):
 
 
 def test_unsupported_sources_say_what_is_supported(tmp_path):
-    with pytest.raises(SourceError, match="pandas DataFrame"):
+    with pytest.raises(SourceError, match="pandas or polars DataFrame"):
         winnow.audit({"not": "data"}, db=tmp_path / "f.duckdb")
     with pytest.raises(SourceError, match="one label per item"):
         winnow.audit(["a b c", "d e f"], labels=["x"], db=tmp_path / "f.duckdb")
@@ -109,3 +109,28 @@ def test_hugging_face_dataset_with_class_labels(tmp_path):
     assert set(report.items["label"]) == {"neg", "pos"}
     cleaned = report.clean()
     assert isinstance(cleaned, datasets.Dataset) and len(cleaned) < len(dataset)
+
+
+def test_polars_frame_and_user_pred_probs(tmp_path):
+    pl = pytest.importorskip("polars")  # a dev dependency
+    frame = pl.DataFrame({"text": REVIEWS["review"].tolist(), "y": ["good" if s == 5 else "bad" for s in REVIEWS["stars"]]})
+    # the caller's probabilities (classes in sorted order: bad, good) call row 1 clearly good though it is labelled bad
+    assert frame["y"][1] == "bad"
+    probs = np.array([[0.1, 0.9] if y == "good" else [0.9, 0.1] for y in frame["y"]])
+    probs[1] = [0.02, 0.98]
+    report = winnow.audit(frame, db=tmp_path / "p.duckdb", label_col="y", pred_probs=probs, params={"label_error": {"min_disagreement": 0.0}})
+    errors = report.findings.query("issue_type == 'label_error'").set_index("item_id")
+    assert errors.index[errors["flagged"]].tolist() == ["1"] and errors.loc["1", "suggested_label"] == "good"
+    assert json.loads(errors.loc["1", "detail"])["p_given"] == pytest.approx(0.02)
+    assert isinstance(report.clean(), pl.DataFrame)
+
+
+def test_audit_runs_inside_a_users_flow(tmp_path):
+    from prefect import flow
+
+    @flow
+    def nightly():
+        return winnow.audit([t for _, t, _ in TEXTS if t], db=tmp_path / "inside.duckdb").run_id
+
+    run_id = nightly()
+    assert winnow.store.Store(tmp_path / "inside.duckdb").get_run(run_id)["status"] == "completed"

@@ -16,20 +16,22 @@ from winnow.config import AuditConfig
 from winnow.errors import ConfigError
 from winnow.prefect_env import configure_prefect
 from winnow.results import Report
-from winnow.sources import Materialized, materialize
+from winnow.sources import Materialized, materialize, save_array
 from winnow.store import Store
 
 
 def audit(
     source: Any, *, db: str | Path | None = None, labels: Sequence[Any] | None = None, embeddings: np.ndarray | None = None,
-    progress: bool = False, **options: Any,
+    pred_probs: np.ndarray | None = None, progress: bool = False, **options: Any,
 ) -> Report:
     """Audit ``source`` and return a :class:`~winnow.results.Report` (also stored in ``db``).
 
     ``source``: an image folder or a CSV / Parquet / JSONL file, a pandas DataFrame, a pyarrow
     Table, a Hugging Face ``datasets.Dataset``, or a list of texts or PIL images. ``labels``: one
     label per item for in-memory data. ``embeddings``: an ``(n_items, dim)`` array you already
-    have, row-aligned with the source — the embedding stage is skipped. ``options`` are the fields
+    have, row-aligned with the source — the embedding stage is skipped. ``pred_probs``: your
+    out-of-fold class probabilities (one column per class, in sorted label order), used by the
+    label-error detector instead of its own probe. ``options`` are the fields
     of :class:`~winnow.config.AuditConfig` (``modality``, ``label_col``, ``id_col``, ``model``,
     ``params``, ``suite`` …). Results go to ``db`` (default ``$WINNOW_DB`` or ``./winnow.duckdb``).
 
@@ -43,6 +45,8 @@ def audit(
     data = materialize(source, folder=store.path.parent / ".winnow-sources", labels=labels)
     if data.kind != "path":
         options.setdefault("name", f"in-memory-{data.kind}")
+    if pred_probs is not None:
+        options["pred_probs"] = str(save_array(np.asarray(pred_probs, dtype=np.float32), store.path.parent / ".winnow-sources", "pred-probs"))
     config = AuditConfig(source=str(data.path), **{**data.options, **options})
     if embeddings is not None:
         config.model = _cache_embeddings(store, config, embeddings)

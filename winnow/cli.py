@@ -70,6 +70,7 @@ def audit(
     detector: list[str] = typer.Option([], "--detector", help="Run only this detector (repeatable) [default: all]."),
     param: list[str] = typer.Option([], "--param", help="Detector parameter, DETECTOR.PARAM=VALUE (repeatable)."),
     suite: Optional[Path] = typer.Option(None, help="Great Expectations suite (GX JSON or winnow's short YAML) to check a table against."),
+    pred_probs: Optional[Path] = typer.Option(None, help="Your out-of-fold class probabilities (.npy, one row per item, classes in sorted order)."),
     resume: Optional[str] = typer.Option(None, help="Finish the interrupted run RUN instead of starting a new one."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs."),
@@ -94,7 +95,7 @@ def audit(
             source, db=db, progress=progress, modality=modality, text_col=text_col, path_col=path_col,
             label_col=label_col, id_col=id_col, name=name, model=model, device=device, k=k, batch_size=batch_size,
             shard_size=shard_size, detectors=list(detector) or None, params=params_from_strings(list(param)),
-            suite=str(suite) if suite else None,
+            suite=str(suite) if suite else None, pred_probs=str(pred_probs) if pred_probs else None,
         ).info
     if as_json:
         console.print_json(json.dumps(summary, default=str))

@@ -32,6 +32,7 @@ class AuditConfig:
     detectors: list[str] | None = None
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     suite: str | None = None
+    pred_probs: str | None = None
 
     def __post_init__(self) -> None:
         self.source = str(Path(self.source).expanduser().resolve())
@@ -40,6 +41,11 @@ class AuditConfig:
             if not suite.is_file():
                 raise ConfigError(f"--suite {self.suite} does not exist; write one with `winnow suite infer` or see docs/examples/suite.yaml.")
             self.suite = str(suite)
+        if self.pred_probs is not None:
+            probs = Path(self.pred_probs).expanduser().resolve()
+            if probs.suffix != ".npy" or not probs.is_file():
+                raise ConfigError(f"--pred-probs {self.pred_probs} must be an existing .npy file (numpy.save) with one row per item.")
+            self.pred_probs = str(probs)
         self.name = self.name or Path(self.source).stem
         for option in ("k", "batch_size", "shard_size"):
             if int(getattr(self, option)) < 1:

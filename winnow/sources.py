@@ -1,5 +1,5 @@
-"""In-memory sources for the Python API (DataFrames, Arrow tables, lists of texts or PIL images,
-Hugging Face datasets).
+"""In-memory sources for the Python API (pandas and polars DataFrames, Arrow tables, lists of texts
+or PIL images, Hugging Face datasets).
 
 They are written once to files beside the database, so a notebook audit runs through exactly the
 same ingest → flow path as the CLI, can be resumed and exported, and shows up in the dashboard.
@@ -44,6 +44,14 @@ def _write_once(folder: Path, name: str, data: bytes) -> Path:
         tmp.write_bytes(data)
         tmp.replace(path)
     return path
+
+
+def save_array(array: np.ndarray, folder: Path, prefix: str) -> Path:
+    """Save ``array`` as ``.npy`` under ``folder``, named after its content."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    data = buffer.getvalue()
+    return _write_once(folder, f"{prefix}-{_digest(data)}.npy", data)
 
 
 def _frame_file(frame: pd.DataFrame, folder: Path) -> Path:
@@ -101,6 +109,9 @@ def materialize(source: Any, *, folder: Path, labels: Sequence[Any] | None = Non
     if isinstance(source, pd.DataFrame):
         frame, options = _with_labels(source.reset_index(drop=True), labels)
         return Materialized(_frame_file(frame, folder), "pandas", source, options)
+    if type(source).__module__.startswith("polars"):
+        frame, options = _with_labels(source.to_pandas(), labels)
+        return Materialized(_frame_file(frame, folder), "polars", source, options)
     if type(source).__module__.startswith("pyarrow"):
         frame, options = _with_labels(source.to_pandas(), labels)
         return Materialized(_frame_file(frame, folder), "arrow", source, options)
@@ -114,7 +125,7 @@ def materialize(source: Any, *, folder: Path, labels: Sequence[Any] | None = Non
         path, options = _images_file(source, labels, folder)
         return Materialized(path, "images", source, options)
     raise SourceError(
-        f"cannot audit a {type(source).__name__}; pass a path, a pandas DataFrame, a pyarrow Table, a Hugging Face "
+        f"cannot audit a {type(source).__name__}; pass a path, a pandas or polars DataFrame, a pyarrow Table, a Hugging Face "
         "Dataset, or a non-empty list of strings or PIL images."
     )
 
@@ -123,6 +134,8 @@ def subset(original: Any, kind: str, positions: np.ndarray) -> Any:
     """The rows of the user's object at ``positions``, in the object's own type."""
     if kind == "pandas":
         return original.iloc[positions]
+    if kind == "polars":
+        return original[positions]
     if kind == "arrow":
         return original.take(positions)
     if kind == "hf":

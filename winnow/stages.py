@@ -169,6 +169,16 @@ def usable_labels(items: pd.DataFrame) -> np.ndarray | None:
     return labels
 
 
+def user_probabilities(config: AuditConfig, items: pd.DataFrame, embedded: pd.DataFrame) -> np.ndarray | None:
+    """The caller's out-of-fold probabilities (``--pred-probs``), row-aligned with the embedded items."""
+    if config.pred_probs is None:
+        return None
+    probs = np.load(config.pred_probs)
+    if probs.ndim != 2 or len(probs) != len(items):
+        raise ConfigError(f"--pred-probs has shape {probs.shape}; it needs one row per item ({len(items)}) and one column per class.")
+    return probs[embedded["ordinal"].to_numpy()]
+
+
 def perceptual_hashes(embedded: pd.DataFrame, properties: pd.DataFrame | None) -> np.ndarray | None:
     """pHash hex strings row-aligned with the embedded items, when every one of them was measured."""
     if properties is None or "phash" not in properties:
@@ -229,7 +239,10 @@ def detect_stage(
     needs_inputs = [n for n in names if REGISTRY[n].requires]
     outcomes = [run_detectors(items[items["error"].isna()].reset_index(drop=True), modality, {}, config.params, names=content_only)]
     knn = build_knn_graph(vectors, k=config.k, device=device) if len(embedded) else None
-    inputs = {"knn": knn, "vectors": vectors if len(embedded) else None, "labels": usable_labels(embedded), "hashes": perceptual_hashes(embedded, properties)}
+    inputs = {
+        "knn": knn, "vectors": vectors if len(embedded) else None, "labels": usable_labels(embedded),
+        "hashes": perceptual_hashes(embedded, properties), "pred_probs": user_probabilities(config, items, embedded),
+    }
     outcomes.append(run_detectors(embedded, modality, inputs, config.params, names=needs_inputs))
     results = [r for o in outcomes for r in o.results.values()]
     checks = [check_corrupt(items)] + quality_checks(modality, properties) + ([rule_checks[0]] if rule_checks else [])
