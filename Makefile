@@ -27,3 +27,15 @@ dashboard: $(STAMP)
 
 clean:
 	rm -rf demo .prefect .pytest_cache
+
+.PHONY: bench-quality
+bench-quality: $(STAMP)
+	test -d /usr/share/datasets/fashion-mnist || (apt-get update -qq && apt-get install -y dataset-fashion-mnist)
+	$(PY) -m pip install --quiet -r bench/requirements-peers.txt
+	$(PY) -m bench.run_quality
+
+.PHONY: bench-checks
+bench-checks: $(STAMP)
+	test -d /usr/share/datasets/fashion-mnist || (apt-get update -qq && apt-get install -y dataset-fashion-mnist)
+	$(PY) -m pip install --quiet -r bench/requirements-peers.txt
+	$(PY) -m bench.run_checks_speed

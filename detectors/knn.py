@@ -72,10 +72,33 @@ def _torch_search(vectors: np.ndarray, k: int, device: str) -> tuple[np.ndarray,
     return torch.cat(all_idx).numpy().astype(np.int64), torch.cat(all_sims).numpy(), "torch-exact"
 
 
+def usable_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows that can take part in a cosine graph: every component finite and not all zero."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] == 0:
+        return np.zeros(len(vectors), bool)
+    return np.isfinite(vectors).all(axis=1) & np.any(vectors != 0, axis=1)
+
+
 def build_knn_graph(vectors: np.ndarray, k: int = 10, *, device: str = "cpu", ivf_min_items: int = IVF_MIN_ITEMS) -> KnnGraph:
-    """The ``k``-NN graph of ``vectors`` (rows L2-normalised) with each item itself left out."""
+    """The ``k``-NN graph of ``vectors`` (rows L2-normalised) with each item itself left out.
+
+    A row with a NaN or infinite component, or all zeros, is left out of the index: it gets no
+    neighbours (indices ``-1``) and is nobody's neighbour, so it cannot poison the similarities of
+    the others (a NaN inner product breaks faiss's ordering). The audit never gets here with such a
+    row (the embed stage reports it as unreadable); this guards direct callers and cached vectors.
+    """
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n = vectors.shape[0]
+    usable = usable_rows(vectors)
+    if n and not usable.all():
+        kept = np.flatnonzero(usable)
+        inner = build_knn_graph(vectors[kept], k, device=device, ivf_min_items=ivf_min_items)
+        indices = np.full((n, inner.k), -1, np.int64)
+        sims = np.full((n, inner.k), -np.inf, np.float32)
+        indices[kept] = np.where(inner.indices >= 0, kept[np.maximum(inner.indices, 0)], -1)
+        sims[kept] = inner.similarities
+        return KnnGraph(indices, sims, inner.method)
     k_eff = max(0, min(k, n - 1))
     if k_eff == 0:
         return KnnGraph(np.full((n, 0), -1, np.int64), np.zeros((n, 0), np.float32), "none")

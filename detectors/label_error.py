@@ -9,7 +9,11 @@ Two independent views of each item are combined:
 * **its neighbours** — the similarity-weighted share of its kNN neighbours that carry another
   label (NoiseRank-style), which catches errors the linear probe fits.
 
-Score = mean of ``1 - p(given label)`` and the neighbour disagreement, in [0, 1]. An item is
+Score = ``(margin + 1 + disagreement / 2) / 2.5`` in [0, 1], where ``margin`` is the probe's
+probability of the most likely *other* class minus that of the given class (cleanlab's normalised
+margin, negated so that higher = worse) and ``disagreement`` the neighbours' share. On the quality
+benchmark the margin ranked flips better than ``1 - p(given)``, and half a weight of neighbour
+disagreement improved both the image and the text sets. An item is
 flagged when confident learning finds another class above its threshold while the given class is
 below its own, and the neighbours agree it is wrong (disagreement ≥ ``min_disagreement``).
 """
@@ -82,7 +86,8 @@ def detect_label_error(
     above = others >= thresholds[None, :]
     confident_other = np.where(above, others, -np.inf).max(axis=1) > -np.inf
     flagged = confident_other & (given < thresholds[y]) & (disagreement >= min_disagreement)
-    scores = (1.0 - given + disagreement) / 2.0
+    margin = probs_all[np.arange(n), suggested] - given
+    scores = (margin + 1.0 + 0.5 * disagreement) / 2.5
 
     sub = np.flatnonzero(has_label)
     related = _nearest_with_label(suggested, y_all, knn, sub, ids)

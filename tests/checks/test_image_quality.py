@@ -15,8 +15,8 @@ import pytest
 from PIL import Image, ImageFilter
 
 from checks.image_quality import check_image_quality, measure_image
+from tests.checks.contract import assert_low_quality_contract
 from tests.conftest import fashion_images
-from winnow.findings import FINDINGS_COLUMNS
 
 SIDE = 56
 
@@ -211,12 +211,7 @@ def test_absolute_guards_work_without_a_dataset():
 
 
 def test_findings_contract(properties):
-    result = check_image_quality(properties)
-    assert tuple(result.columns) == FINDINGS_COLUMNS
-    assert len(result) == len(properties) and result["item_id"].is_unique
-    assert set(result["issue_type"]) == {"low_quality"}
-    empty = check_image_quality(properties.iloc[0:0])
-    assert tuple(empty.columns) == FINDINGS_COLUMNS and empty.empty
+    assert_low_quality_contract(check_image_quality, properties)
 
 
 def test_missing_properties_are_named(properties):

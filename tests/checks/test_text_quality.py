@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from checks.text_quality import check_text_quality, measure_text
-from winnow.findings import FINDINGS_COLUMNS
+from tests.checks.contract import assert_low_quality_contract
 
 REVIEWS = [
     "The film is a gorgeous, moving portrait of a family in crisis.",
@@ -173,12 +173,7 @@ def test_unknown_pii_kind_is_rejected(properties):
 
 
 def test_findings_contract(properties):
-    result = check_text_quality(properties)
-    assert tuple(result.columns) == FINDINGS_COLUMNS
-    assert len(result) == len(properties) and result["item_id"].is_unique
-    assert set(result["issue_type"]) == {"low_quality"}
-    empty = check_text_quality(properties.iloc[0:0])
-    assert tuple(empty.columns) == FINDINGS_COLUMNS and empty.empty
+    assert_low_quality_contract(check_text_quality, properties)
 
 
 def test_missing_properties_are_named(properties):

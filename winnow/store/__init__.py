@@ -210,19 +210,23 @@ class Store:
         frame = self._query(f"SELECT {', '.join(ITEM_COLUMNS)} FROM items WHERE run_id = ? ORDER BY ordinal", [run_id])
         return frame.astype(object).where(frame.notna(), None).astype({"ordinal": "int64"})
 
-    # -- embedding cache ---------------------------------------------------------------------
+    # -- content-keyed caches (embeddings, measured properties) -------------------------------
 
-    def cached_vectors(self, model_id: str, content_hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        """Vectors already computed for these hashes with this model."""
+    def _cached(self, table: str, column: str, key: str, value: str, content_hashes: Sequence[str]) -> pa.Table:
+        """``content_hash, <column>`` rows of a cache ``table`` for these hashes where ``key = value``."""
         if not self.path.exists() or not content_hashes:
-            return {}
+            return pa.table({"content_hash": pa.array([], pa.string()), column: pa.array([])})
         wanted = pa.table({"content_hash": pa.array(sorted(set(content_hashes)), pa.string())})
         with self.connect(read_only=True) as con:
             con.register("wanted", wanted)
-            table = con.sql(
-                "SELECT e.content_hash, e.vector FROM embeddings e JOIN wanted USING (content_hash) WHERE e.model_id = $model",
-                params={"model": model_id},
+            return con.sql(
+                f"SELECT c.content_hash, c.{column} FROM {table} c JOIN wanted USING (content_hash) WHERE c.{key} = $value",
+                params={"value": value},
             ).to_arrow_table()
+
+    def cached_vectors(self, model_id: str, content_hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors already computed for these hashes with this model."""
+        table = self._cached("embeddings", "vector", "model_id", model_id, content_hashes)
         hashes = table.column("content_hash").to_pylist()
         if not hashes:
             return {}
@@ -254,20 +258,11 @@ class Store:
             )
             con.unregister("new_vectors")
 
-    # -- measured properties cache (image / text quality, perceptual hashes) -------------------
-
     def cached_properties(self, kind: str, content_hashes: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Properties already measured for these hashes by measurer ``kind`` (e.g. ``image-v1``)."""
-        if not self.path.exists() or not content_hashes:
-            return {}
-        wanted = pa.table({"content_hash": pa.array(sorted(set(content_hashes)), pa.string())})
-        with self.connect(read_only=True) as con:
-            con.register("wanted", wanted)
-            rows = con.sql(
-                "SELECT p.content_hash, p.properties FROM properties p JOIN wanted USING (content_hash) WHERE p.kind = $kind",
-                params={"kind": kind},
-            ).fetchall()
-        return {h: json.loads(p) for h, p in rows}
+        """Properties (image / text quality, perceptual hashes) already measured for these hashes by
+        measurer ``kind`` (e.g. ``image-v1``)."""
+        table = self._cached("properties", "properties", "kind", kind, content_hashes)
+        return {h: json.loads(p) for h, p in zip(table.column("content_hash").to_pylist(), table.column("properties").to_pylist())}
 
     def save_properties(self, kind: str, properties: dict[str, dict[str, Any]]) -> None:
         """Add measured properties (``content_hash -> dict``) to the cache; existing entries are kept."""
