@@ -6,8 +6,8 @@ the repository root; writes ``checks_speed.md`` and ``checks_speed.json``.
 1. Build (once; reused while its ``manifest.json`` matches) ``bench/work/checks_speed/images``:
    10,000 Fashion-MNIST images upscaled 8x to 224×224, tinted (a random background and garment
    colour each, so the set is colour like most photo sets, plus mild noise) and saved as RGB JPEG,
-   quality 90, in ``<class>/`` folders. 224×224 JPEG is the usual input size and format of image classifiers. A few
-   images carry a planted problem (:data:`PLANTS`), so the checks have something to find.
+   quality 90, in ``<class>/`` folders: the usual input size and file format of image classifiers.
+   A few images carry a planted problem (:data:`PLANTS`), so the checks have something to find.
 2. Read every file once, so both tools start with a warm page cache.
 3. Time winnow's check path stage by stage in a fresh process, with the library functions the audit
    flow calls and a real DuckDB file: ingest, the measure stage in shards of the flow's default size
@@ -20,7 +20,11 @@ the repository root; writes ``checks_speed.md`` and ``checks_speed.json``.
 
 Timings are wall seconds (``perf_counter``); CPU seconds add user and system time of the process and
 of its reaped children (CleanVision's worker pool), and are less sensitive to other load on the
-machine. Peak RSS is ``getrusage``'s ``ru_maxrss``: of the process, and of the largest single worker.
+machine. A process's peak RSS is its ``VmHWM`` (``/proc/self/status``), not ``getrusage``'s
+``ru_maxrss``: Linux carries ``ru_maxrss`` over from the parent into a spawned process, so there it
+reported the benchmark's own 400 MiB instead of the tool's. CleanVision's workers are forked, so for
+them ``ru_maxrss`` of the largest reaped worker is the right figure (it counts the pages it shares
+with its parent).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import multiprocessing
 import os
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -198,8 +202,7 @@ class Timed:
         """Time the body as stage ``name``."""
         start, cpu = time.perf_counter(), _cpu_seconds()
         yield
-        self.stages.append(Stage(name, time.perf_counter() - start, _cpu_seconds() - cpu,
-                                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        self.stages.append(Stage(name, time.perf_counter() - start, _cpu_seconds() - cpu, _peak_rss_mib()))
 
     def finish(self) -> Timed:
         """Record the load average and the largest reaped worker's peak RSS; return self."""
@@ -209,12 +212,18 @@ class Timed:
         return self
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak resident set size in MiB (``VmHWM``; see the module doc)."""
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
 def _cpu_seconds() -> float:
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def in_fresh_process(function: Any, *args: Any) -> Timed:
+def in_fresh_process(function: Callable[..., Timed], *args: Any) -> Timed:
     """Run ``function(*args)`` in a new (spawned) interpreter, so imports and peak RSS are its own."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(function, *args).result()
@@ -332,10 +341,13 @@ def write_report(out: Path, meta: dict[str, Any], planted: dict[str, list[str]],
     """Write ``checks_speed.json`` and ``checks_speed.md``; return the headline numbers."""
     first, cleanvision, second = runs
     quality_only = sum(s.seconds for s in cleanvision.stages if "duplicates" not in s.name)
+    measure = next(s for s in first.stages if s.name.startswith("measure"))
     headline = {
         "images": first.found["items"],
         "winnow seconds (first run)": round(first.total, 2),
         "winnow images/s": round(first.found["items"] / first.total, 1),
+        "winnow measure stage: share of the first run": f"{measure.seconds / first.total:.0%}",
+        "winnow measure stage: cores busy (CPU s / wall s)": round(measure.cpu_seconds / measure.seconds, 2),
         "winnow seconds (second run, properties cached)": round(second.total, 2),
         "CleanVision seconds (9 issue types)": round(cleanvision.total, 2),
         "CleanVision seconds (7 property issue types only)": round(quality_only, 2),
@@ -381,7 +393,7 @@ def write_report(out: Path, meta: dict[str, Any], planted: dict[str, list[str]],
         "",
         "## Stages",
         "",
-        "| tool | stage | wall s | CPU s | peak RSS MiB |",
+        "| tool | stage | wall s | CPU s | peak RSS MiB (so far) |",
         "|---|---|---|---|---|",
         *(row for timed in runs for row in _stage_rows(timed)),
         "",

@@ -56,9 +56,14 @@ def test_pil_images_render_thumbnails_in_a_notebook(tmp_path):
     cleaned = report.clean()
     assert isinstance(cleaned, list) and len(cleaned) == len(images) - 1
     labels_file = report.to_fiftyone(tmp_path / "fo.json")
-    samples = json.loads(labels_file.read_text())["samples"]
-    assert len(samples) == len(images) and any("exact_duplicate" in s["tags"] for s in samples)
-    assert samples[0]["ground_truth"]["label"] == labels[0]
+    exported = json.loads(labels_file.read_text())  # what fiftyone.Dataset.from_dict loads
+    samples, fields = exported["samples"], exported["sample_fields"]
+    assert len(samples) == len(images)
+    assert [s["winnow_item_id"] for s in samples if "exact_duplicate" in s["tags"]] == [str(len(images) - 1)]  # the copy
+    assert samples[0]["ground_truth"] == {"_cls": "Classification", "label": labels[0]}
+    assert exported["media_type"] == "image" and fields["ground_truth"].endswith("(fiftyone.core.labels.Classification)")
+    assert fields["winnow_exact_duplicate"] == "fiftyone.core.fields.FloatField"
+    assert all(set(s) - {"filepath", "tags"} <= set(fields) for s in samples)  # from_dict refuses undeclared fields
 
 
 def test_precomputed_embeddings_skip_the_model(tmp_path):
@@ -134,3 +139,10 @@ def test_audit_runs_inside_a_users_flow(tmp_path):
 
     run_id = nightly()
     assert winnow.store.Store(tmp_path / "inside.duckdb").get_run(run_id)["status"] == "completed"
+
+
+def test_unusable_embedding_rows_are_refused(tmp_path):
+    features = np.ones((len(REVIEWS), 4))
+    features[2] = 0.0
+    with pytest.raises(ConfigError, match=r"rows \[2\] .* all zero"):
+        winnow.audit(REVIEWS, db=tmp_path / "z.duckdb", text_col="review", embeddings=features)

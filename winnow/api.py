@@ -62,6 +62,7 @@ def resume(run_id: str, *, db: str | Path | None = None, progress: bool = False)
 
 def _cache_embeddings(store: Store, config: AuditConfig, embeddings: np.ndarray) -> str:
     """Put the caller's vectors in the cache under their own model id and return its spec."""
+    from detectors.knn import usable_rows
     from winnow.datasets import ingest
     from winnow.embed import l2_normalize
 
@@ -70,8 +71,9 @@ def _cache_embeddings(store: Store, config: AuditConfig, embeddings: np.ndarray)
                      label_col=config.label_col, id_col=config.id_col, name=config.name)
     if vectors.ndim != 2 or len(vectors) != len(dataset.items):
         raise ConfigError(f"embeddings must be a 2-D array with one row per item ({len(dataset.items)}), got shape {vectors.shape}.")
-    if not np.isfinite(vectors).all():
-        raise ConfigError("embeddings contain NaN or infinite values; fix or drop those rows first.")
+    bad = np.flatnonzero(~usable_rows(vectors))
+    if len(bad):
+        raise ConfigError(f"embeddings rows {bad[:5].tolist()} contain NaN or infinite values or are all zero; fix or drop those rows first.")
     model_id = f"precomputed:{hashlib.blake2b(vectors.tobytes(), digest_size=8).hexdigest()}"
     store.save_vectors(model_id, dataset.items["content_hash"].tolist(), l2_normalize(vectors))
     return model_id

@@ -100,3 +100,52 @@ def test_non_utf8_csv_says_how_to_fix(tmp_path):
     path.write_bytes("name,value\ncaf\xe9,1\n".encode("latin-1"))
     with pytest.raises(SourceError, match="not valid UTF-8"):
         ingest(path)
+
+
+def test_special_files_and_undecodable_names_become_unreadable_items(tmp_path):
+    import os
+    import threading
+
+    Image.new("L", (8, 8), 90).save(tmp_path / "fine.png")
+    os.mkfifo(tmp_path / "pipe.png")  # reading it would block forever
+    threading.Thread(target=lambda: open(tmp_path / "pipe.png", "wb").close(), daemon=True).start()  # never a hang, even if read
+    os.symlink("b.png", tmp_path / "a.png")
+    os.symlink("a.png", tmp_path / "b.png")
+    with open(os.fsencode(tmp_path) + b"/caf\xe9.png", "wb") as handle:
+        Image.new("L", (8, 8), 10).save(handle, "PNG")
+    items = ingest(tmp_path).items.set_index("item_id")
+    assert items.loc["fine.png", "error"] is None
+    assert items.loc["pipe.png", "error"].startswith("not a regular file (a named pipe)")
+    assert "Too many levels of symbolic links" in items.loc["a.png", "error"]
+    assert "not valid UTF-8" in items.loc["caf\\xe9.png", "error"]
+    assert "\\xe9" in items.loc["caf\\xe9.png", "uri"]  # escaped: the store needs valid text
+
+
+def test_pixel_limit_is_enforced_without_relying_on_warnings(tmp_path, monkeypatch):
+    """Pillow only warns between MAX_IMAGE_PIXELS and twice it; ingest and decoding refuse it outright."""
+    from winnow.datasets.images import decode_image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)
+    Image.new("L", (40, 40)).save(tmp_path / "big.png")  # 1,600 pixels: a warning only, for Pillow
+    assert "decompression bomb" in ingest(tmp_path).items["error"][0]
+    with pytest.raises(Image.DecompressionBombError):
+        decode_image(tmp_path / "big.png")
+
+
+def test_csv_encoding_header_and_missing_markers(tmp_path):
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("id,x,region\na,1,Rh\xf4ne\nb,2,Ain\n".encode("latin-1"))
+    with pytest.raises(SourceError, match=r"1 of 3 lines have bytes that are not UTF-8, the first at line 2, byte 7 \(0xF4\)"):
+        ingest(latin, id_col="id")
+    texts = tmp_path / "texts.csv"
+    texts.write_bytes(b"id,text\nNA,caf\xe9 scene\nb,None\n")  # a bad byte in a text; ids and texts that look missing
+    items = ingest(texts, id_col="id").items
+    assert items["item_id"].tolist() == ["NA", "b"] and items["text"].tolist() == ["caf\ufffd scene", "None"]
+    assert items["error"].isna().all()  # the text-quality check reports the replacement character
+    dup = tmp_path / "dup.csv"
+    dup.write_text("id,x,x\na,1,2\n")
+    with pytest.raises(SourceError, match=r"duplicated column names \['x'\]"):
+        ingest(dup, id_col="id")
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b'\xef\xbb\xbf{"id": "a", "text": "hello there"}\n')
+    assert ingest(bom, id_col="id").items["text"].tolist() == ["hello there"]

@@ -42,3 +42,20 @@ def test_fewer_items_than_k():
     graph = build_knn_graph(vectors, k=10)
     assert graph.k == 2
     assert build_knn_graph(vectors[:1], k=10).k == 0
+
+
+def test_non_finite_and_zero_rows_are_left_out_of_the_graph():
+    vectors = l2_normalize(np.random.default_rng(3).normal(size=(30, 8)))
+    spoiled = vectors.copy()
+    spoiled[4, 2] = np.nan
+    spoiled[9, 0] = np.inf  # an infinite inner product would rank first and poison its neighbours' scores
+    spoiled[20] = 0.0
+    graph = build_knn_graph(spoiled, k=5)
+    bad = np.array([4, 9, 20])
+    good = np.setdiff1d(np.arange(30), bad)
+    assert (graph.indices[bad] == -1).all() and np.isneginf(graph.similarities[bad]).all()
+    assert not np.isin(bad, graph.indices).any()
+    alone = build_knn_graph(vectors[good], k=5)
+    np.testing.assert_array_equal(graph.indices[good], good[alone.indices])
+    np.testing.assert_allclose(graph.similarities[good], alone.similarities)
+    assert build_knn_graph(np.full((3, 4), np.nan, np.float32), k=2).indices.tolist() == [[], [], []]

@@ -62,7 +62,7 @@ def test_tabular_encoder_scales_and_one_hot_encodes():
     embedder = get_embedder(None, "tabular", features=frame)
     v = embed_payloads(embedder, frame.to_dict(orient="records")).vectors
     assert v.shape[0] == 4 and embedder.model_id.startswith("tabular-onehot-scaled:")
-    assert v.shape[1] == 1 + 3  # one scaled numeric, three colour levels (missing is a level)
+    assert v.shape[1] == 1 + 3 + 1  # one scaled numeric, three colour levels (missing is a level), the centre component
     assert v[0] @ v[1] > 0.99 and v[0] @ v[1] > v[0] @ v[2]
     assert get_embedder(None, "tabular", features=frame).model_id == embedder.model_id
     assert get_embedder(None, "tabular", features=frame.assign(x=frame.x * 2)).model_id != embedder.model_id
@@ -121,3 +121,51 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_sixteen_bit_image_embeds_like_its_8_bit_twin(fashion_files, tmp_path):
+    """Pillow's own I;16 -> RGB conversion clips at 255 (a white frame); load_rgb scales instead."""
+    from winnow.embed.images import load_rgb
+
+    pixels = np.asarray(Image.open(fashion_files[0]))
+    deep = tmp_path / "deep.png"
+    Image.fromarray(pixels.astype(np.uint16) * 257).save(deep)
+    assert Image.open(deep).mode == "I;16"
+    assert np.array_equal(np.asarray(load_rgb(str(deep))), np.asarray(load_rgb(fashion_files[0])))
+    v = embed_payloads(get_embedder(None, "image", "cpu"), [str(deep), fashion_files[0]]).vectors
+    assert v[0] @ v[1] > 0.999
+
+
+def test_unusable_vectors_are_reported_not_kept():
+    from winnow.embed.runner import unusable_vectors
+
+    class Echo:
+        model_id, modality, device, dim = "echo", "tabular", "cpu", 3
+
+        def prepare(self, payload):
+            return payload
+
+        def embed(self, prepared):
+            return np.array(prepared, dtype=np.float32)
+
+    payloads = [[1, 0, 0], [np.nan, 0, 1], [0, 0, 0], [0, np.inf, 0], [0, 1, 0]]
+    result = embed_payloads(Echo(), payloads, batch_size=2)
+    assert result.ok == [0, 4] and sorted(result.errors) == [1, 2, 3]
+    assert "NaN" in result.errors[1] and "all zeros" in result.errors[2] and "infinite" in result.errors[3]
+    np.testing.assert_array_equal(result.vectors, [[1, 0, 0], [0, 1, 0]])
+    assert unusable_vectors(np.zeros((0, 3), np.float32)) == {}
+
+
+def test_tabular_encoder_survives_extreme_values_and_a_single_row():
+    """A value of 1e300 overflows the column variance, and one row standardises to all zeros: both used
+    to give zero vectors for every row; rescaling first and the centre component prevent it."""
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 1e300], "y": [0.5, 0.1, 0.9, 0.3, 0.7]})
+    extreme = embed_payloads(get_embedder(None, "tabular", features=frame), frame.to_dict(orient="records"))
+    assert extreme.errors == {} and np.isfinite(extreme.vectors).all()
+    np.testing.assert_allclose(np.linalg.norm(extreme.vectors, axis=1), 1.0, rtol=1e-5)
+    # z-scores ignore the scale of a column: the same table with x shrunk gives the same vectors
+    small = frame.assign(x=frame.x / 1e290)
+    np.testing.assert_allclose(embed_payloads(get_embedder(None, "tabular", features=small), small.to_dict(orient="records")).vectors, extreme.vectors, atol=1e-5)
+    one = frame.head(1)
+    single = embed_payloads(get_embedder(None, "tabular", features=one), one.to_dict(orient="records"))
+    assert single.errors == {} and single.ok == [0]

@@ -28,12 +28,14 @@ class EncodingError(SourceError):
     """A CSV / TSV / JSON-lines file that is not valid UTF-8; the message says where and how to fix it."""
 
 
-def read_table(path: Path, *, encoding_errors: str = "strict") -> pd.DataFrame:
+def read_table(path: Path, *, encoding_errors: str = "strict", literal: bool = False) -> pd.DataFrame:
     """Read a CSV, TSV, Parquet or JSON-lines file into a frame, with an actionable error.
 
     Text files are read as UTF-8 (a leading byte-order mark is allowed). With the default
     ``encoding_errors="strict"`` a file that is not valid UTF-8 raises :class:`EncodingError`;
-    ``"replace"`` reads it with U+FFFD in place of the undecodable bytes.
+    ``"replace"`` reads it with U+FFFD in place of the undecodable bytes. A CSV / TSV cell that reads
+    ``NA``, ``null``, ``None``, ``nan``… is missing unless ``literal`` is set: then only an empty
+    cell is (texts and ids are kept as written).
     """
     kind = TABLE_SUFFIXES.get(path.suffix.lower())
     if kind is None:
@@ -47,11 +49,25 @@ def read_table(path: Path, *, encoding_errors: str = "strict") -> pd.DataFrame:
             return pd.read_parquet(path)
         if kind == "jsonl":
             return pd.read_json(path, lines=True, dtype=False, **text)
-        return pd.read_csv(path, sep="\t" if kind == "tsv" else ",", low_memory=False, **text)
+        sep = "\t" if kind == "tsv" else ","
+        _refuse_duplicate_header(path, sep, text)
+        missing = dict(keep_default_na=False, na_values=[""]) if literal else {}
+        return pd.read_csv(path, sep=sep, low_memory=False, **text, **missing)
+    except SourceError:
+        raise
     except UnicodeError as exc:
         raise EncodingError(f"{path} is not valid UTF-8: {_utf8_problem(path)}. Re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}` when it is Latin-1) and audit that file.") from exc
     except Exception as exc:
         raise SourceError(f"cannot read {path} as {kind}: {exc}") from exc
+
+
+def _refuse_duplicate_header(path: Path, sep: str, text: dict) -> None:
+    """pandas renames a repeated CSV header (``x``, ``x.1``); refuse it instead of auditing renamed columns."""
+    header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False, **text)
+    names = [str(n) for n in header.iloc[0]] if len(header) else []
+    dupes = sorted({n for n in names if n and names.count(n) > 1})  # blank names become "Unnamed: i"
+    if dupes:
+        raise SourceError(f"{path} has duplicated column names {dupes}; rename them so that each column has its own name, and retry.")
 
 
 def _utf8_problem(path: Path) -> str:
@@ -112,15 +128,16 @@ def ingest(
             raise SourceError(f"{path} is a folder, which winnow reads as images; drop --modality {modality}.")
         return ingest_image_folder(path, name)
 
+    literal = modality == "text" or text_col is not None  # known to be texts: read cells as written
     try:
-        frame, not_utf8 = read_table(path), None
+        frame, not_utf8 = read_table(path, literal=literal), None
     except EncodingError as exc:
         # Only texts are read past undecodable bytes: each becomes U+FFFD, which the text-quality check
         # reports per row as broken encoding. Other data (ids, numbers, paths) must not be guessed at.
         if modality not in (None, "text"):
             raise
         try:
-            frame, not_utf8 = read_table(path, encoding_errors="replace"), exc
+            frame, not_utf8 = read_table(path, encoding_errors="replace", literal=literal), exc
         except SourceError:
             raise exc from None
     try:
@@ -153,6 +170,8 @@ def ingest(
             if not_utf8 is not None:
                 raise not_utf8
             raise SourceError(f"{path} has no text column; name it with --text-col (columns: {', '.join(map(str, frame.columns))}).")
+        if not literal and TABLE_SUFFIXES[path.suffix.lower()] in ("csv", "tsv"):  # a review that reads "None" is a text
+            frame = read_table(path, encoding_errors="strict" if not_utf8 is None else "replace", literal=True)
         return ingest_texts(frame, text_col=text_col, **common)
     if modality == "image":
         path_col = path_col or _guess_column(frame, PATH_COLUMN_NAMES)

@@ -24,7 +24,10 @@ def id_values(frame: pd.DataFrame, id_col: str | None) -> list[str]:
     values = frame[id_col]
     if values.isna().any():
         row = int(values.isna().to_numpy().nonzero()[0][0])
-        raise SourceError(f"id column {id_col!r} is empty in row {row}; every item needs an id.")
+        raise SourceError(
+            f"id column {id_col!r} is empty in row {row} (0-based, header excluded; in CSV files NA, null, None and nan "
+            "also read as empty); every item needs an id."
+        )
     ids = values.astype(str)
     dupes = ids[ids.duplicated()].unique()[:5]
     if len(dupes):

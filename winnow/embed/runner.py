@@ -25,6 +25,22 @@ class EmbedResult:
     errors: dict[int, str]
 
 
+def unusable_vectors(vectors: np.ndarray) -> dict[int, str]:
+    """Rows that cannot go into the cosine kNN graph, with the reason: a NaN or infinite component
+    (it would poison every similarity computed with it) or an all-zero vector (it has no direction)."""
+    if vectors.size == 0:
+        return {}
+    finite = np.isfinite(vectors).all(axis=1)
+    zero = finite & ~np.any(vectors != 0, axis=1)
+    reasons = {}
+    for row in np.flatnonzero(~finite):
+        kinds = " and ".join(k for k, bad in (("NaN", np.isnan(vectors[row]).any()), ("infinite", np.isinf(vectors[row]).any())) if bad)
+        reasons[int(row)] = f"the model's embedding of this item has {kinds} values, so it cannot be compared with other items"
+    for row in np.flatnonzero(zero):
+        reasons[int(row)] = "the model's embedding of this item is all zeros (no direction), so it cannot be compared with other items"
+    return reasons
+
+
 def _prepare(embedder: Embedder, payload: Any) -> tuple[Any, str | None]:
     try:
         return embedder.prepare(payload), None
@@ -33,7 +49,11 @@ def _prepare(embedder: Embedder, payload: Any) -> tuple[Any, str | None]:
 
 
 def embed_payloads(embedder: Embedder, payloads: Sequence[Any], batch_size: int = 32) -> EmbedResult:
-    """Embed ``payloads`` in batches; the next batch is decoded while the current one computes."""
+    """Embed ``payloads`` in batches; the next batch is decoded while the current one computes.
+
+    A payload that fails to decode, or whose vector is unusable (see :func:`unusable_vectors`), gets
+    a reason in ``errors`` instead of a vector: it becomes a ``corrupt`` finding, not a crash.
+    """
     vectors: list[np.ndarray] = []
     ok: list[int] = []
     errors: dict[int, str] = {}
@@ -54,8 +74,13 @@ def embed_payloads(embedder: Embedder, payloads: Sequence[Any], batch_size: int 
                 else:
                     errors[start + offset] = error
             if batch:
-                vectors.append(embedder.embed(batch))
-                ok.extend(index)
+                embedded = np.asarray(embedder.embed(batch), dtype=np.float32)
+                unusable = unusable_vectors(embedded)
+                for row, reason in unusable.items():
+                    errors[index[row]] = reason
+                keep = [row for row in range(len(index)) if row not in unusable]
+                vectors.append(embedded[keep])
+                ok.extend(index[row] for row in keep)
     dim = embedder.dim
     stacked = np.concatenate(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32)
     return EmbedResult(vectors=stacked, ok=ok, errors=errors)
