@@ -13,8 +13,8 @@ from typing import Any, Callable, Literal
 import numpy as np
 import pandas as pd
 
-from detectors.outlier import robust_threshold
 from winnow.findings import empty_findings, make_findings
+from winnow.robust import robust_threshold
 
 ISSUE_TYPE = "low_quality"
 # relative rules need a few items to have a distribution to compare with

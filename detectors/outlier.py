@@ -14,15 +14,9 @@ import pandas as pd
 from detectors.knn import KnnGraph
 from detectors.result import Detection
 from winnow.findings import make_findings
+from winnow.robust import robust_threshold
 
 DEFAULT_Z = 3.5
-
-
-def robust_threshold(scores: np.ndarray, z: float) -> tuple[float, float, float]:
-    """``(threshold, median, scaled MAD)`` for a robust z-score cut-off."""
-    median = float(np.median(scores)) if len(scores) else 0.0
-    mad = float(1.4826 * np.median(np.abs(scores - median))) if len(scores) else 0.0
-    return median + z * max(mad, 1e-6), median, mad
 
 
 def detect_outlier(items: pd.DataFrame, *, knn: KnnGraph, k: int = 10, z: float = DEFAULT_Z) -> Detection:

@@ -1,8 +1,9 @@
 import numpy as np
 
 from detectors.knn import build_knn_graph
-from detectors.outlier import detect_outlier, robust_threshold
+from detectors.outlier import detect_outlier
 from tests.detectors.conftest import make_items
+from winnow.robust import robust_threshold
 
 
 def test_far_item_ranks_first_and_is_flagged(clusters):
