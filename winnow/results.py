@@ -101,22 +101,29 @@ class Report:
         return frame
 
     def to_fiftyone(self, path: str | Path) -> Path:
-        """Write a JSON file for ``fiftyone.Dataset.from_dict``: image samples with a
-        ``ground_truth`` classification, one tag per flagged issue type and winnow's scores."""
+        """Write a JSON file for ``fiftyone.Dataset.from_dict(json.load(open(path)))``: image
+        samples with a ``ground_truth`` classification, one tag per flagged issue type, the
+        ``winnow_item_id`` and one ``winnow_<issue type>`` float score field per issue type.
+        The file declares its ``media_type`` and ``sample_fields``, as ``from_dict`` does not add
+        undeclared fields."""
         if self.info.get("modality") != "image":
             raise ValueError("FiftyOne export is for image runs; use filter_list() or to_cleanlab() for texts and tables.")
         scores = self.findings.pivot_table(index="item_id", columns="issue_type", values="score")
         tags = self.findings[self.findings["flagged"]].groupby("item_id")["issue_type"].apply(list)
+        fields = {"winnow_item_id": "fiftyone.core.fields.StringField"}
         samples = []
         for row in self.items.itertuples():
             sample: dict[str, Any] = {"filepath": row.uri, "tags": tags.get(row.item_id, []), "winnow_item_id": row.item_id}
             if row.label is not None:
                 sample["ground_truth"] = {"_cls": "Classification", "label": row.label}
+                fields["ground_truth"] = "fiftyone.core.fields.EmbeddedDocumentField(fiftyone.core.labels.Classification)"
             if row.item_id in scores.index:
                 sample.update({f"winnow_{t}": float(v) for t, v in scores.loc[row.item_id].items() if pd.notna(v)})
             samples.append(sample)
+        fields.update({f"winnow_{t}": "fiftyone.core.fields.FloatField" for t in scores.columns})
         out = Path(path)
-        out.write_text(json.dumps({"name": f"winnow-{self.run_id}", "samples": samples}, indent=1))
+        document = {"name": f"winnow-{self.run_id}", "media_type": "image", "sample_fields": fields, "samples": samples}
+        out.write_text(json.dumps(document, indent=1))
         return out
 
     def __repr__(self) -> str:
