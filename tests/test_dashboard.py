@@ -1,9 +1,10 @@
-"""The triage page against real DuckDB files written through the Store API."""
+"""The multipage triage dashboard against real DuckDB files written through the Store API."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -49,97 +50,264 @@ def _image_run(store: Store, folder: Path) -> str:
     return run_id
 
 
-def _text_run(store: Store) -> str:
-    """Three short texts, one near copy of another."""
+def _text_run(store: Store, dataset: str = "reviews") -> str:
+    """Three short texts, one near copy of another, and one ('b') labelled against its neighbours.
+    Their vectors are cached, so the label-errors page can find neighbours."""
     texts = {"a": "A gorgeous, moving portrait of a family.", "b": "A tedious mess.", "c": "A gorgeous moving portrait of a family!"}
-    items = items_frame([{"item_id": k, "modality": "text", "text": v, "content_hash": k} for k, v in texts.items()])
-    findings = make_findings(list(texts), "near_duplicate", [0.1, 0.0, 0.97], [False, False, True],
-                             [None, None, "near copy of a"], [{}] * 3, related_item_ids=[None, None, "a"])
-    run_id = store.create_run(dataset="reviews", source="reviews.jsonl", modality="text", config={})
+    labels = {"a": "fresh", "b": "fresh", "c": "rotten"}
+    items = items_frame([{"item_id": k, "modality": "text", "text": v, "content_hash": k, "label": labels[k]} for k, v in texts.items()])
+    findings = pd.concat([
+        make_findings(list(texts), "near_duplicate", [0.1, 0.0, 0.97], [False, False, True],
+                      [None, None, "near copy of a"], [{}] * 3, related_item_ids=[None, None, "a"], group_ids=[None, None, "near:a"]),
+        make_findings(list(texts), "label_error", [0.2, 0.9, 0.1], [False, True, False],
+                      [None, "labelled 'fresh' but the data supports 'rotten'", None], [{}] * 3,
+                      related_item_ids=[None, "c", None], suggested_labels=[None, "rotten", None]),
+    ], ignore_index=True)
+    run_id = store.create_run(dataset=dataset, source="reviews.jsonl", modality="text", config={})
     store.save_items(run_id, items)
+    store.save_vectors("toy", list(texts), np.array([[1, 0], [0, 1], [0.9, 0.1]], np.float32))
+    store.mark_stage(run_id, "embed", {"model_id": "toy"})
     store.save_results(run_id, findings, _pairs([("a", "c", 0.97, "cosine")]))
-    store.finish_run(run_id, status="completed", counts={"items": 3, "flagged": {"near_duplicate": 1}})
+    store.finish_run(run_id, status="completed", counts={"items": 3, "flagged": {"near_duplicate": 1, "label_error": 1}})
+    return run_id
+
+
+def _ranked_run(store: Store, n: int = 60, dataset: str = "ranked") -> str:
+    """``n`` texts with outlier scores i/n (t59 highest), labels alternating a/b, the top half flagged."""
+    ids = [f"t{i:02d}" for i in range(n)]
+    items = items_frame([{"item_id": i, "modality": "text", "text": f"text {i}", "content_hash": i, "label": "ab"[k % 2]}
+                         for k, i in enumerate(ids)])
+    findings = make_findings(ids, "outlier", [k / n for k in range(n)], [k >= n // 2 for k in range(n)],
+                             [f"far out ({k})" for k in range(n)], [{}] * n)
+    run_id = store.create_run(dataset=dataset, source="ranked.jsonl", modality="text", config={})
+    store.save_items(run_id, items)
+    store.save_results(run_id, findings, _pairs([]))
+    store.finish_run(run_id, status="completed", counts={"items": n, "flagged": {"outlier": n // 2}})
     return run_id
 
 
 @pytest.fixture
-def image_db(tmp_path, monkeypatch) -> tuple[Path, str]:
-    """A database holding one image run; ``WINNOW_DB`` points at it."""
-    db = tmp_path / "audit.duckdb"
-    run_id = _image_run(Store(db), tmp_path / "images")
-    monkeypatch.setenv("WINNOW_DB", str(db))
-    return db, run_id
+def db(tmp_path, monkeypatch) -> Path:
+    """An empty database path; ``WINNOW_DB`` points at it."""
+    path = tmp_path / "audit.duckdb"
+    monkeypatch.setenv("WINNOW_DB", str(path))
+    return path
 
 
-def _run_app() -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=30).run()
+def _open(page: str | None = None, run_id: str | None = None, **state) -> AppTest:
+    """The app on ``page`` (a file under dashboard/views/) with ``run_id`` chosen."""
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    if run_id:
+        at.query_params["run"] = run_id
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    if page:
+        at.switch_page(f"views/{page}.py").run()
     assert not at.exception, at.exception
     return at
 
 
-def test_image_run_shows_runs_counts_findings_thumbnails_and_pairs(image_db):
-    db, run_id = image_db
-    at = _run_app()
-
-    assert str(db.resolve()) in at.caption[0].value
-    runs = at.dataframe[0].value
-    assert runs["run_id"].tolist() == [run_id]
-    assert runs[["items", "flagged"]].iloc[0].tolist() == [4, 2]
-    assert at.selectbox(key="run").value == run_id
-
-    assert {m.label: m.value for m in at.metric} == {"corrupt": "1", "exact_duplicate": "1"}
-    issue = at.selectbox(key="issue_type")
-    assert issue.options == ["corrupt", "exact_duplicate"]
-
-    issue.set_value("exact_duplicate").run()
-    findings = at.dataframe[1].value
-    assert findings["item_id"].tolist() == ["red_copy.png"]
-    assert findings[["related_item_id", "group_id", "reason"]].iloc[0].tolist() == ["red.png", "g1", "byte-identical to red.png"]
-    assert [image.captions for image in at.get("image")] == [["red_copy.png · 1.000"]]
-
-    assert at.expander[0].label == "Duplicate pairs (1)"
-    assert at.dataframe[2].value[["item_a", "item_b"]].values.tolist() == [["red.png", "red_copy.png"]]
+def _submit(at: AppTest) -> AppTest:
+    [button] = [b for b in at.button if b.label.startswith("Record for")]
+    button.click().run()
+    assert not at.exception, at.exception
+    return at
 
 
-def test_unreadable_image_gets_a_note_instead_of_a_thumbnail(image_db):
-    at = _run_app()
-    at.selectbox(key="issue_type").set_value("corrupt").run()
-    assert at.dataframe[1].value["item_id"].tolist() == ["broken.png"]
-    assert not at.get("image")
-    assert at.warning[0].value.endswith("(file missing or unreadable): broken.png")
+def _table(at: AppTest, column: str) -> pd.DataFrame:
+    """The first dataframe on the page that has ``column``."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
 
 
-def test_flagged_only_off_lists_every_scored_item(image_db):
-    at = _run_app()
-    at.selectbox(key="issue_type").set_value("exact_duplicate").run()
-    at.checkbox(key="flagged_only").uncheck().run()
-    findings = at.dataframe[1].value
-    assert findings["item_id"].iloc[0] == "red_copy.png"
-    assert sorted(findings["item_id"]) == ["blue.png", "broken.png", "red.png", "red_copy.png"]
+# -- Runs -----------------------------------------------------------------------------------------
 
 
-def test_text_run_shows_text_snippets(image_db):
-    db, image_run = image_db
+def test_runs_page_lists_runs_with_counts_and_remembers_the_choice(db, tmp_path):
+    image_run = _image_run(Store(db), tmp_path / "images")
     text_run = _text_run(Store(db))
-    at = _run_app()
-    assert at.dataframe[0].value["run_id"].tolist()[0] == text_run
-    at.selectbox(key="run").set_value(text_run).run()
-    findings = at.dataframe[1].value
-    assert findings[["item_id", "text"]].values.tolist() == [["c", "A gorgeous moving portrait of a family!"]]
-    assert not at.get("image")
+    at = _open()
+    assert str(db.resolve()) in at.sidebar.caption[0].value
+    runs = _table(at, "run_id")
+    assert runs["run_id"].tolist() == [text_run, image_run]
+    image_row = runs.set_index("run_id").loc[image_run]
+    assert (image_row["exact_duplicate"], image_row["corrupt"], image_row["flagged (all)"]) == (1, 1, 2)
+    assert at.session_state["run"] == text_run  # newest first
+    assert {m.label: m.value for m in at.metric} == {"label_error": "1", "near_duplicate": "1"}
+
+    at.selectbox(key="run").set_value(image_run).run()
+    assert at.query_params["run"] == image_run
+    assert {m.label: m.value for m in at.metric} == {"corrupt": "1", "exact_duplicate": "1"}
+    at.switch_page("views/export.py").run()
+    assert at.session_state["run"] == image_run  # other pages use the same run
+
+
+def test_run_comes_from_the_query_parameter(db, tmp_path):
+    image_run = _image_run(Store(db), tmp_path / "images")
+    _text_run(Store(db))
+    at = _open(run_id=image_run)
+    assert at.session_state["run"] == image_run
 
 
 def test_missing_database_shows_message(tmp_path, monkeypatch):
     monkeypatch.setenv("WINNOW_DB", str(tmp_path / "nothing.duckdb"))
-    at = _run_app()
+    at = _open()
     assert "no winnow database at" in at.info[0].value
     assert not at.dataframe
 
 
-def test_database_without_runs_shows_message(tmp_path, monkeypatch):
-    db = tmp_path / "empty.duckdb"
+def test_database_without_runs_shows_message(db):
     Store(db).initialize()
-    monkeypatch.setenv("WINNOW_DB", str(db))
-    at = _run_app()
+    at = _open()
     assert "has no runs yet" in at.info[0].value
     assert not at.dataframe
+
+
+# -- Triage queue ---------------------------------------------------------------------------------
+
+
+def test_image_queue_records_one_decision_and_shows_it(db, tmp_path):
+    run_id = _image_run(Store(db), tmp_path / "images")
+    at = _open("triage", run_id, reviewer="ada")
+    assert at.selectbox(key="queue_issue").value == "corrupt"
+    assert not at.get("image")  # broken.png cannot be shown
+    assert any("cannot display" in c.value for c in at.caption)
+
+    at.selectbox(key="queue_issue").set_value("exact_duplicate").run()
+    assert any(c.value.startswith("**red_copy.png** · 1.000 · flagged") for c in at.caption)
+    assert any("byte-identical to red.png" in c.value for c in at.caption)
+    at.checkbox(key="pick_0_exact_duplicate_red_copy.png").check().run()
+    at.radio(key="queue_decide_decision").set_value("confirmed")
+    _submit(at)
+
+    decisions = Store(db).decisions_for(run_id)
+    assert decisions[["item_id", "issue_type", "decision", "reviewer"]].values.tolist() == [["red_copy.png", "exact_duplicate", "confirmed", "ada"]]
+    assert "Recorded confirmed for 1 exact_duplicate item(s)." in at.success[0].value
+    assert any("✔ confirmed (ada)" in c.value for c in at.caption)
+
+
+def test_text_queue_relabels_a_selection_in_bulk(db):
+    run_id = _ranked_run(Store(db))
+    at = _open("triage", run_id)
+    at.session_state["queue_table_0_outlier"] = {"selection": {"rows": [0, 1, 2], "columns": []}}
+    at.run()
+    at.radio(key="queue_decide_decision").set_value("relabel")
+    at.selectbox(key="queue_decide_label").set_value("b")
+    _submit(at)
+    decisions = Store(db).decisions_for(run_id).sort_values("item_id")
+    assert decisions["item_id"].tolist() == ["t57", "t58", "t59"]
+    assert set(decisions["decision"]) == {"relabel"} and set(decisions["new_label"]) == {"b"}
+    table = _table(at, "decision")
+    assert table["decision"].iloc[:3].str.startswith("relabel → b").all() and table["decision"].iloc[3] == ""
+
+
+def test_queue_pages_in_score_order(db):
+    run_id = _ranked_run(Store(db))
+    at = _open("triage", run_id)
+    assert "30 matching outlier findings" in at.caption[0].value or any("30 matching" in c.value for c in at.caption)
+    first = _table(at, "item_id")["item_id"].tolist()
+    assert first == [f"t{i}" for i in range(59, 35, -1)]  # 24 per page
+    at.number_input(key="queue_page").set_value(2).run()
+    assert _table(at, "item_id")["item_id"].tolist() == [f"t{i}" for i in range(35, 29, -1)]
+    assert any("showing 25–30" in c.value for c in at.caption)
+
+
+def test_queue_filters_flagged_label_score_and_undecided(db):
+    store = Store(db)
+    run_id = _ranked_run(store)
+    at = _open("triage", run_id)
+    at.checkbox(key="queue_flagged").uncheck().run()
+    assert any("60 matching" in c.value for c in at.caption)
+    at.selectbox(key="queue_label").set_value("b").run()
+    ids = _table(at, "item_id")["item_id"].tolist()
+    assert any("30 matching" in c.value for c in at.caption) and ids[0] == "t59" and all(int(i[1:]) % 2 for i in ids)
+    at.slider(key="queue_score_outlier").set_value((0.1, 0.5)).run()
+    ids = _table(at, "item_id")["item_id"].tolist()
+    assert ids == [f"t{i:02d}" for i in (29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7)]
+    store.record_decisions(run_id, ["t29", "t27"], "outlier", "dismissed", reviewer="bo")
+    at.checkbox(key="queue_undecided").check().run()
+    assert _table(at, "item_id")["item_id"].tolist()[:2] == ["t25", "t23"]
+
+
+def test_decisions_from_an_earlier_run_show_in_a_rerun(db):
+    store = Store(db)
+    first = _ranked_run(store)
+    store.record_decision(first, "t59", "outlier", "keep", reviewer="cy")
+    second = _ranked_run(store)  # the same dataset audited again
+    at = _open("triage", second)
+    table = _table(at, "decision")
+    assert table.set_index("item_id").loc["t59", "decision"] == "keep (cy)"
+    at.checkbox(key="queue_undecided").check().run()
+    assert "t59" not in _table(at, "item_id")["item_id"].tolist()
+
+
+# -- Duplicates, label errors, item detail, export ------------------------------------------------
+
+
+def test_duplicates_page_shows_keeper_and_copy_at_the_same_scale(db, tmp_path):
+    run_id = _image_run(Store(db), tmp_path / "images")
+    at = _open("duplicates", run_id)
+    header = next(m.value for m in at.markdown if "duplicates" in m.value and "similarity" in m.value)
+    assert "**red_copy.png** duplicates **red.png**" in header and "similarity 1.0000" in header and "sha256" in header
+    keeper, copy = [m.value for m in at.markdown if m.value.startswith("*keeper") or m.value.startswith("*duplicate")]
+    assert "red.png" in keeper and "red_copy.png" in copy
+    assert len(at.get("image")) == 2
+
+
+def test_duplicates_page_diffs_texts_and_records_a_decision(db):
+    run_id = _text_run(Store(db))
+    at = _open("duplicates", run_id)
+    at.radio(key="dup_issue").set_value("near_duplicate").run()
+    diff = next(m.value for m in at.markdown if m.value.startswith("diff"))
+    assert "<del" in diff and "gorgeous," in diff and "<ins" in diff and "family!" in diff
+    at.checkbox(key="dup_0_near_duplicate_c").check().run()
+    at.radio(key="dup_decide_decision").set_value("dismissed")
+    _submit(at)
+    assert Store(db).decisions_for(run_id)[["item_id", "decision"]].values.tolist() == [["c", "dismissed"]]
+
+
+def test_label_errors_page_shows_given_vs_suggested_with_neighbours(db):
+    run_id = _text_run(Store(db))
+    at = _open("label_errors", run_id)
+    header = next(m.value for m in at.markdown if "suggested" in m.value)
+    assert header.startswith("**b** · given **:red[fresh]** → suggested **:green[rotten]**")
+    evidence = _table(at, "evidence")
+    assert evidence[["item_id", "label", "evidence"]].values.tolist() == [["c", "rotten", "nearest conflicting item"]]
+    at.checkbox(key="lab_0_b").check().run()
+    at.radio(key="lab_decide_decision").set_value("relabel")
+    assert at.selectbox(key="lab_decide_label").value == "each item's suggested label"
+    _submit(at)
+    assert Store(db).decisions_for(run_id)[["item_id", "decision", "new_label"]].values.tolist() == [["b", "relabel", "rotten"]]
+
+
+def test_item_detail_shows_every_issue_type_and_decision(db):
+    store = Store(db)
+    run_id = _text_run(store)
+    store.record_decision(run_id, "b", "label_error", "dismissed", reviewer="di")
+    at = _open("item", run_id, detail_item="b")
+    findings = _table(at, "issue_type")
+    assert sorted(findings["issue_type"]) == ["label_error", "near_duplicate"]
+    decisions = _table(at, "decision")
+    assert decisions[["issue_type", "decision", "reviewer"]].values.tolist() == [["label_error", "dismissed", "di"]]
+    assert at.text[0].value == "A tedious mess."
+
+
+def test_export_page_gives_the_cleaned_dataset(db, tmp_path):
+    run_id = _image_run(Store(db), tmp_path / "images")
+    at = _open("export", run_id)
+    at.radio(key="export_what").set_value("clean").run()
+    [button] = [b for b in at.button if b.label == "Prepare export"]
+    button.click().run()
+    assert "2 rows ready." in at.success[0].value  # red_copy.png and broken.png are flagged
+    assert sorted(_table(at, "item_id")["item_id"]) == ["blue.png", "red.png"]
+
+
+def test_images_outside_the_source_folder_are_not_served(tmp_path):
+    from dashboard.ui import safe_uri
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.png").write_bytes(b"x")
+    (tmp_path / "secret.png").write_bytes(b"x")
+    run = {"source": str(tmp_path / "src")}
+    assert safe_uri(str(tmp_path / "src" / "a.png"), run) is not None
+    assert safe_uri(str(tmp_path / "src" / ".." / "secret.png"), run) is None

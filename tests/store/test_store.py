@@ -135,3 +135,73 @@ def test_an_older_database_is_migrated_forward(tmp_path):
     store.save_properties("image-v1", {"h1": {"phash": "ff00", "width": 28}})
     assert store.cached_properties("image-v1", ["h1", "h2"]) == {"h1": {"phash": "ff00", "width": 28}}
     assert store.cached_properties("text-v1", ["h1"]) == {}
+
+
+# -- dashboard queries ---------------------------------------------------------------------------
+
+
+def ranked_run(store, dataset="ranked", n=10):
+    """``n`` items, outlier scores i/n, labels alternating a/b, the top half flagged."""
+    run = store.create_run(dataset=dataset, source="/x", modality="text", config={})
+    store.save_items(run, items_frame([
+        {"item_id": f"i{i}", "modality": "text", "text": f"t{i}", "label": "ab"[i % 2], "content_hash": f"h{i}"} for i in range(n)
+    ]))
+    store.save_results(run, make_findings([f"i{i}" for i in range(n)], "outlier", [i / n for i in range(n)],
+                                          [i >= n // 2 for i in range(n)], [f"r{i}" for i in range(n)], [{}] * n),
+                       pd.DataFrame(columns=["item_a", "item_b", "similarity", "method"]))
+    return run
+
+
+def test_findings_page_pages_and_filters_in_the_store(store):
+    run = ranked_run(store)
+    page, total = store.findings_page(run, "outlier", limit=3, offset=3)
+    assert total == 10 and page["item_id"].tolist() == ["i6", "i5", "i4"]
+    assert {"label", "text", "decision", "reviewer", "decided_at"} <= set(page.columns)
+    assert store.findings_page(run, "outlier", flagged_only=True, limit=100)[1] == 5
+    page, total = store.findings_page(run, "outlier", label="b", score_min=0.2, score_max=0.7, limit=100)
+    assert page["item_id"].tolist() == ["i7", "i5", "i3"] and total == 3
+    assert store.findings_page(run, "outlier", label="x'; DROP TABLE findings; --", limit=5)[1] == 0
+    assert len(store.findings(run)) == 10
+
+
+def test_decisions_apply_to_reruns_of_the_same_content(store):
+    first = ranked_run(store)
+    assert store.record_decisions(first, ["i9", "i8"], "outlier", "dismissed", reviewer="ada") == 2
+    store.record_decision(first, "i9", "outlier", "confirmed", reviewer="bo")  # newer wins
+    second = ranked_run(store)
+    decided = store.decisions_for(second).set_index("item_id")
+    assert decided.loc["i9", "decision"] == "confirmed" and decided.loc["i8", "reviewer"] == "ada"
+    page, total = store.findings_page(second, "outlier", undecided_only=True, limit=100)
+    assert total == 8 and "i9" not in set(page["item_id"])
+    top = store.findings_page(second, "outlier", limit=1)[0].iloc[0]
+    assert (top["item_id"], top["decision"], top["reviewer"]) == ("i9", "confirmed", "bo")
+    other = ranked_run(store, dataset="other")
+    assert store.decisions_for(other).empty  # decisions stay with their dataset
+
+
+def test_record_decisions_is_all_or_nothing_and_needs_a_label_to_relabel(store):
+    run = ranked_run(store)
+    with pytest.raises(WinnowError, match="no item"):
+        store.record_decisions(run, ["i1", "nope"], "outlier", "keep")
+    with pytest.raises(WinnowError, match="new label"):
+        store.record_decisions(run, ["i1"], "outlier", "relabel")
+    assert store.decisions_for(run).empty
+    store.record_decisions(run, ["i1"], "outlier", "relabel", new_label="a")
+    assert store.clean_items(run).set_index("item_id").loc["i1", "label"] == "a"
+
+
+def test_facets_items_pairs_trend_and_history(store):
+    run = run_with_findings(store)
+    assert store.queue_facets(run, "near_duplicate") == {"labels": ["a"], "score_min": 0.1, "score_max": 0.99}
+    assert store.queue_facets(run, "corrupt")["score_min"] is None
+    assert store.get_items(run, ["i2", "i0", "zz"])["item_id"].tolist() == ["i0", "i2"]
+    assert store.pairs_for(run, ["i1"])[["item_a", "item_b"]].values.tolist() == [["i0", "i1"]]
+    assert store.pairs_for(run, ["i2"]).empty
+    second = run_with_findings(store)
+    trend = store.issue_counts_by_run("d")
+    assert trend["run_id"].tolist() == [run, second] and trend["flagged"].tolist() == [1, 1]
+    store.record_decision(second, "i1", "near_duplicate", "keep", reviewer="cy")
+    history = store.item_history("d", "i1")
+    assert history["items"]["run_id"].tolist() == [second, run]
+    assert history["findings"]["reason"].tolist() == ["copy of i0", "copy of i0"]
+    assert history["decisions"][["decision", "reviewer"]].values.tolist() == [["keep", "cy"]]

@@ -391,3 +391,175 @@ class Store:
         """
         with self.connect(read_only=True) as con:
             return con.sql(sql, params={"run": run_id, "dataset": run["dataset"]}).df()
+
+    # -- dashboard queries: paged queues, decisions that apply to a run, one item's history -----
+    #
+    # A decision applies to an item of a run when dataset, item_id and issue_type match and the
+    # item's content is the one the reviewer saw (same content_hash, or no hash on either side), so
+    # a re-run of the same dataset shows earlier decisions and a changed file is reviewed again.
+
+    _LATEST_DECISIONS = """
+        latest AS (
+            SELECT item_id, content_hash, issue_type, decision, new_label, note, reviewer, "at"
+            FROM decisions WHERE dataset = $dataset
+            QUALIFY row_number() OVER (PARTITION BY item_id, content_hash, issue_type ORDER BY "at" DESC) = 1
+        )"""
+    _DECISION_APPLIES = "d.item_id = i.item_id AND d.content_hash IS NOT DISTINCT FROM i.content_hash"
+
+    def findings_page(
+        self, run_id: str, issue_type: str, *, flagged_only: bool = False, label: str | None = None,
+        score_min: float | None = None, score_max: float | None = None, undecided_only: bool = False,
+        limit: int = 50, offset: int = 0,
+    ) -> tuple[pd.DataFrame, int]:
+        """One page of a run's findings of one issue type, highest score first, and how many match.
+
+        Each row is a finding with its item's ``label, uri, text, content_hash, metadata, error``
+        and the decision that applies to it (``decision, new_label, note, reviewer, decided_at``;
+        null when undecided). Filters: flagged only, the item's label, a score range (inclusive),
+        undecided only. The page is cut in SQL (LIMIT/OFFSET), so a 100k-finding queue stays fast.
+        """
+        dataset = self.get_run(run_id)["dataset"]
+        where = ["f.run_id = $run", "f.issue_type = $issue_type"]
+        params: dict[str, Any] = {"run": run_id, "issue_type": issue_type, "dataset": dataset}
+        if flagged_only:
+            where.append("f.flagged")
+        if label is not None:
+            where.append("i.label = $label")
+            params["label"] = label
+        if score_min is not None:
+            where.append("f.score >= $score_min")
+            params["score_min"] = float(score_min)
+        if score_max is not None:
+            where.append("f.score <= $score_max")
+            params["score_max"] = float(score_max)
+        if undecided_only:
+            where.append("d.decision IS NULL")
+        body = f"""
+            FROM findings f
+            LEFT JOIN items i ON i.run_id = f.run_id AND i.item_id = f.item_id
+            LEFT JOIN latest d ON d.issue_type = f.issue_type AND {self._DECISION_APPLIES}
+            WHERE {' AND '.join(where)}"""
+        columns = ", ".join(f"f.{c}" for c in FINDINGS_COLUMNS)
+        with self.connect(read_only=True) as con:
+            total = con.sql(f"WITH {self._LATEST_DECISIONS} SELECT count(*) AS n {body}", params=params).df()
+            page = con.sql(
+                f"""WITH {self._LATEST_DECISIONS}
+                SELECT {columns}, i.label, i.uri, i.text, i.content_hash, i.metadata, i.error,
+                       d.decision, d.new_label, d.note, d.reviewer, d."at" AS decided_at
+                {body} ORDER BY f.score DESC, f.item_id LIMIT $limit OFFSET $offset""",
+                params={**params, "limit": max(int(limit), 0), "offset": max(int(offset), 0)},
+            ).df()
+        return page, int(total["n"].iloc[0])
+
+    def queue_facets(self, run_id: str, issue_type: str) -> dict[str, Any]:
+        """What a queue can be filtered by: the run's item ``labels`` (sorted) and the issue type's
+        ``score_min`` and ``score_max`` (None when the run has no such findings)."""
+        with self.connect(read_only=True) as con:
+            labels = con.execute(
+                "SELECT DISTINCT label FROM items WHERE run_id = ? AND label IS NOT NULL ORDER BY label", [run_id]
+            ).df()
+            scores = con.execute(
+                "SELECT min(score) AS lo, max(score) AS hi FROM findings WHERE run_id = ? AND issue_type = ?", [run_id, issue_type]
+            ).df()
+        lo, hi = scores["lo"].iloc[0], scores["hi"].iloc[0]
+        return {
+            "labels": [str(v) for v in labels["label"]],
+            "score_min": None if pd.isna(lo) else float(lo),
+            "score_max": None if pd.isna(hi) else float(hi),
+        }
+
+    def get_items(self, run_id: str, item_ids: Sequence[str]) -> pd.DataFrame:
+        """The items of a run with these ids (in ingest order; unknown ids are left out)."""
+        if not item_ids:
+            return self._query(f"SELECT {', '.join(ITEM_COLUMNS)} FROM items WHERE false")
+        with self.connect(read_only=True) as con:
+            return con.sql(
+                f"SELECT {', '.join(ITEM_COLUMNS)} FROM items WHERE run_id = $run AND list_contains($ids, item_id) ORDER BY ordinal",
+                params={"run": run_id, "ids": [str(i) for i in item_ids]},
+            ).df()
+
+    def pairs_for(self, run_id: str, item_ids: Sequence[str]) -> pd.DataFrame:
+        """A run's duplicate pairs that involve any of these items, most similar first."""
+        with self.connect(read_only=True) as con:
+            return con.sql(
+                f"SELECT {', '.join(PAIRS_COLUMNS)} FROM pairs WHERE run_id = $run "
+                "AND (list_contains($ids, item_a) OR list_contains($ids, item_b)) ORDER BY similarity DESC, item_a, item_b",
+                params={"run": run_id, "ids": [str(i) for i in item_ids]},
+            ).df()
+
+    def issue_counts_by_run(self, dataset: str | None = None) -> pd.DataFrame:
+        """Scored and flagged counts per run and issue type (``run_id, dataset, started, issue_type,
+        scored, flagged``), oldest run first: the trend of a dataset across its runs."""
+        sql = "SELECT r.run_id, r.dataset, r.started, c.issue_type, c.scored, c.flagged FROM runs r JOIN issue_counts c USING (run_id)"
+        params: list[Any] = []
+        if dataset:
+            sql += " WHERE r.dataset = ?"
+            params.append(dataset)
+        return self._query(sql + " ORDER BY r.started, r.run_id, c.issue_type", params)
+
+    def record_decisions(
+        self, run_id: str, item_ids: Sequence[str], issue_type: str, decision: str, *, new_label: str | None = None,
+        note: str | None = None, reviewer: str | None = None,
+    ) -> int:
+        """Store one decision on several findings of a run in one transaction; return how many.
+
+        Keyed like :meth:`record_decision` (dataset, item, content hash, issue type). ``relabel``
+        needs ``new_label``; an id the run does not have raises and nothing is stored.
+        """
+        if decision not in DECISIONS:
+            raise ConfigError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}.")
+        if decision == "relabel" and not new_label:
+            raise ConfigError("a relabel decision needs the new label.")
+        ids = list(dict.fromkeys(str(i) for i in item_ids))
+        if not ids:
+            return 0
+        dataset = self.get_run(run_id)["dataset"]
+        with self.transaction() as con:
+            found = con.sql(
+                "SELECT item_id, content_hash FROM items WHERE run_id = $run AND list_contains($ids, item_id)",
+                params={"run": run_id, "ids": ids},
+            ).df()
+            missing = sorted(set(ids) - set(found["item_id"]))
+            if missing:
+                raise WinnowError(f"run {run_id} has no item(s) {', '.join(map(repr, missing[:5]))}; nothing was recorded.")
+            at = _now()
+            con.executemany(
+                "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [[dataset, row.item_id, row.content_hash, issue_type, decision, new_label, note, reviewer, at] for row in found.itertuples()],
+            )
+        return len(ids)
+
+    def decisions_for(self, run_id: str) -> pd.DataFrame:
+        """The decisions that apply to a run's items (the newest per item and issue type), including
+        those recorded on earlier runs of the same dataset: ``item_id, issue_type, decision,
+        new_label, note, reviewer, at, content_hash``."""
+        dataset = self.get_run(run_id)["dataset"]
+        with self.connect(read_only=True) as con:
+            return con.sql(
+                f"""WITH {self._LATEST_DECISIONS}
+                SELECT d.item_id, d.issue_type, d.decision, d.new_label, d.note, d.reviewer, d."at", d.content_hash
+                FROM latest d JOIN items i ON i.run_id = $run AND {self._DECISION_APPLIES}
+                ORDER BY d."at" DESC, d.item_id, d.issue_type""",
+                params={"run": run_id, "dataset": dataset},
+            ).df()
+
+    def item_history(self, dataset: str, item_id: str) -> dict[str, pd.DataFrame]:
+        """Everything known about one item of a dataset across its runs, newest run first:
+        ``items`` (the item as each run saw it), ``findings`` (every issue type's score, flag and
+        reason per run, with the run's ``started``) and ``decisions`` (every decision, newest first)."""
+        params = {"dataset": dataset, "item": item_id}
+        with self.connect(read_only=True) as con:
+            items = con.sql(
+                f"SELECT r.started, {', '.join('i.' + c for c in ITEM_COLUMNS)}, i.run_id FROM items i JOIN runs r USING (run_id) "
+                "WHERE r.dataset = $dataset AND i.item_id = $item ORDER BY r.started DESC",
+                params=params,
+            ).df()
+            findings = con.sql(
+                f"SELECT r.started, {', '.join('f.' + c for c in FINDINGS_COLUMNS)} FROM findings f JOIN runs r USING (run_id) "
+                "WHERE r.dataset = $dataset AND f.item_id = $item ORDER BY r.started DESC, f.flagged DESC, f.score DESC",
+                params=params,
+            ).df()
+            decisions = con.sql(
+                'SELECT * FROM decisions WHERE dataset = $dataset AND item_id = $item ORDER BY "at" DESC', params=params
+            ).df()
+        return {"items": items, "findings": findings, "decisions": decisions}
