@@ -205,3 +205,16 @@ def test_facets_items_pairs_trend_and_history(store):
     assert history["items"]["run_id"].tolist() == [second, run]
     assert history["findings"]["reason"].tolist() == ["copy of i0", "copy of i0"]
     assert history["decisions"][["decision", "reviewer"]].values.tolist() == [["keep", "cy"]]
+
+
+def test_a_decision_stops_applying_when_the_content_changes(store):
+    run = run_with_findings(store)
+    store.record_decision(run, "i1", "near_duplicate", "dismissed", reviewer="ana")
+    assert "i1" in set(store.clean_items(run)["item_id"])
+    changed = items()
+    changed.loc[changed.item_id == "i1", "content_hash"] = "h1-edited"
+    rerun = store.create_run(dataset="d", source="/x", modality="text", config={})
+    store.save_items(rerun, changed)
+    findings = make_findings(["i0", "i1", "i2"], "near_duplicate", [0.1, 0.99, 0.2], [False, True, False], [None, "copy of i0", None], [{}, {}, {}])
+    store.save_results(rerun, findings, pd.DataFrame(columns=["item_a", "item_b", "similarity", "method"]))
+    assert "i1" not in set(store.clean_items(rerun)["item_id"])  # the edited file is judged afresh

@@ -365,28 +365,28 @@ class Store:
 
         A flagged finding that a reviewer dismissed or chose to keep does not remove its item; an
         item a reviewer confirmed is removed even when it was not flagged. ``relabel`` decisions
-        keep the item with its new label.
+        keep the item with its new label. Decisions apply as in the dashboard: same dataset, item
+        and issue type, and the content the reviewer saw (a changed file is judged afresh).
         """
         run = self.get_run(run_id)
         sql = f"""
-            WITH latest AS (
-                SELECT * FROM decisions WHERE dataset = $dataset
-                QUALIFY row_number() OVER (PARTITION BY item_id, issue_type ORDER BY "at" DESC) = 1
-            ),
+            WITH {self._LATEST_DECISIONS},
+            run_items AS (SELECT * FROM items WHERE run_id = $run),
+            applied AS (SELECT d.* FROM latest d JOIN run_items i ON {self._DECISION_APPLIES}),
             removed AS (
                 SELECT f.item_id FROM findings f
-                LEFT JOIN latest d ON d.item_id = f.item_id AND d.issue_type = f.issue_type
+                LEFT JOIN applied d ON d.item_id = f.item_id AND d.issue_type = f.issue_type
                 WHERE f.run_id = $run AND (
                     (f.flagged AND coalesce(d.decision, '') NOT IN ('dismissed', 'keep', 'relabel'))
                     OR d.decision = 'confirmed')
             ),
             relabels AS (
-                SELECT item_id, arg_max(new_label, "at") AS new_label FROM latest WHERE decision = 'relabel' GROUP BY item_id
+                SELECT item_id, arg_max(new_label, "at") AS new_label FROM applied WHERE decision = 'relabel' GROUP BY item_id
             )
             SELECT {', '.join('i.' + c for c in ITEM_COLUMNS if c != 'label')},
                    coalesce(r.new_label, i.label) AS label
-            FROM items i LEFT JOIN relabels r USING (item_id)
-            WHERE i.run_id = $run AND i.item_id NOT IN (SELECT item_id FROM removed)
+            FROM run_items i LEFT JOIN relabels r USING (item_id)
+            WHERE i.item_id NOT IN (SELECT item_id FROM removed)
             ORDER BY i.ordinal
         """
         with self.connect(read_only=True) as con:
