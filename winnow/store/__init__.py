@@ -353,13 +353,6 @@ class Store:
                 [run["dataset"], item_id, found[0][0], issue_type, decision, new_label, note, reviewer, _now()],
             )
 
-    def latest_decisions(self, dataset: str) -> pd.DataFrame:
-        """The newest decision per (item, issue type) for a dataset."""
-        return self._query(
-            'SELECT * FROM decisions WHERE dataset = ? QUALIFY row_number() OVER (PARTITION BY item_id, issue_type ORDER BY "at" DESC) = 1',
-            [dataset],
-        )
-
     def clean_items(self, run_id: str) -> pd.DataFrame:
         """Items that remain after removing flagged findings and confirmed decisions.
 
