@@ -6,7 +6,8 @@
 4. embed each shard of items not in the embedding cache, committing vectors shard by shard
 5. run the table's Great Expectations suite when one is given (``--suite``)
 6. build the kNN graph once and run every detector and check on it
-7. commit findings, pairs and check results, publish a markdown summary artifact, mark the run completed
+7. with ``--reference``: test the batch's embeddings and labels for drift against the reference run
+8. commit findings, pairs and check results, publish a markdown summary artifact, mark the run completed
 
 Runs with no Prefect server (Prefect starts a temporary one) or against ``PREFECT_API_URL``.
 """
@@ -50,6 +51,7 @@ load_vectors = task(stages.load_vectors, name="load-vectors", **io_task)
 load_properties = task(stages.load_properties, name="load-properties", **io_task)
 detect = task(stages.detect_stage, name="detect", cache_policy=NO_CACHE)
 table_checks = task(stages.table_checks, name="great-expectations", cache_policy=NO_CACHE)
+drift = task(stages.drift_stage, name="drift", cache_policy=NO_CACHE)
 
 
 @task(name="store-results", **io_task)
@@ -57,11 +59,23 @@ def store_results(store: Store, run_id: str, detections: stages.Detections) -> N
     store.save_results(run_id, detections.findings, detections.pairs, check_results=detections.check_results)
 
 
-@flow(name="winnow-audit", flow_run_name="audit-{config.name}", log_prints=True)
+def _flow_run_name() -> str:
+    """``audit-<dataset>``; a scheduled run adds its scheduled time (``audit-reviews-2026-11-23T02:00``)."""
+    from prefect.runtime import deployment, flow_run
+
+    config = flow_run.parameters["config"]
+    name = f"audit-{config['name'] if isinstance(config, dict) else config.name}"
+    if deployment.id is None:
+        return name
+    return f"{name}-{flow_run.scheduled_start_time:%Y-%m-%dT%H:%M}"
+
+
+@flow(name="winnow-audit", flow_run_name=_flow_run_name, log_prints=True)
 def audit_flow(config: AuditConfig, db: str, resume: str | None = None, progress: bool = False) -> dict[str, Any]:
     """Audit one dataset into the DuckDB file ``db`` and return the run summary."""
     logger = get_run_logger()
     store = Store(db)
+    stages.check_reference(store, config)
     run_id, config = open_run(store, config, resume)
     try:
         dataset = ingest(store, run_id, config)
@@ -76,6 +90,9 @@ def audit_flow(config: AuditConfig, db: str, resume: str | None = None, progress
         properties = load_properties(store, dataset.items, measurer.kind) if measurer is not None else None
         rule_checks = table_checks(dataset, config) if config.suite else None
         detections = detect(dataset.items, embedded, vectors, dataset.modality, config, device, properties, rule_checks)
+        drift_outcome = drift(store, run_id, config, embedded, vectors, embedder.model_id) if config.reference else None
+        if drift_outcome is not None:
+            detections = stages.add_drift(detections, drift_outcome)
         for name, why in detections.skipped.items():
             logger.info("detector %s skipped: %s", name, why)
         for name, why in detections.failed.items():
@@ -86,6 +103,8 @@ def audit_flow(config: AuditConfig, db: str, resume: str | None = None, progress
             dataset=config.name, modality=dataset.modality, model_id=embedder.model_id, device=device, knn=detections.knn_method,
             embed={"cached": cached, "computed": computed}, skipped=detections.skipped, failed=detections.failed, db=str(store.path),
         )
+        if drift_outcome is not None and drift_outcome.summary:
+            summary["drift"] = drift_outcome.summary
         store.finish_run(run_id, status="completed", counts=summary)
     except BaseException as exc:
         store.finish_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}")

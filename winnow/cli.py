@@ -72,6 +72,7 @@ def audit(
     suite: Optional[Path] = typer.Option(None, help="Great Expectations suite (GX JSON or winnow's short YAML) to check a table against."),
     pred_probs: Optional[Path] = typer.Option(None, help="Your out-of-fold class probabilities (.npy, one row per item, classes in sorted order)."),
     resume: Optional[str] = typer.Option(None, help="Finish the interrupted run RUN instead of starting a new one."),
+    reference: Optional[str] = typer.Option(None, help="Test this batch for drift against run RUN, or 'previous' (the dataset's newest completed run)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs."),
 ) -> None:
@@ -95,7 +96,7 @@ def audit(
             source, db=db, progress=progress, modality=modality, text_col=text_col, path_col=path_col,
             label_col=label_col, id_col=id_col, name=name, model=model, device=device, k=k, batch_size=batch_size,
             shard_size=shard_size, detectors=list(detector) or None, params=params_from_strings(list(param)),
-            suite=str(suite) if suite else None, pred_probs=str(pred_probs) if pred_probs else None,
+            suite=str(suite) if suite else None, pred_probs=str(pred_probs) if pred_probs else None, reference=reference,
         ).info
     if as_json:
         console.print_json(json.dumps(summary, default=str))
@@ -219,6 +220,94 @@ def demo(
             console.print(f"planted {kind.replace('_', ' ')}s found in pairs: {found}/{planted}")
     console.rule()
     console.print(f"results are in {db}. Open the dashboard with:\n  [bold]winnow dashboard --db {db}[/bold]")
+
+
+# -- scheduled audits ------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def schedule(
+    source: Optional[Path] = typer.Argument(None, help="Image folder, or CSV / Parquet / JSONL file to audit on a schedule."),
+    cron: Optional[str] = typer.Option(None, help='When to run, as a cron expression, e.g. "0 2 * * *" (02:00 daily, UTC).'),
+    interval: Optional[float] = typer.Option(None, help="Or run every SECONDS."),
+    name: Optional[str] = typer.Option(None, help="Dataset and schedule name [default: the source's file or folder name]."),
+    db: Optional[Path] = DbOption,
+    modality: Optional[str] = typer.Option(None, help="image, text or tabular [default: detected]."),
+    text_col: Optional[str] = typer.Option(None, help="Column holding the text (text manifests)."),
+    path_col: Optional[str] = typer.Option(None, help="Column holding image paths (image manifests)."),
+    label_col: Optional[str] = typer.Option(None, help="Column holding the label, if any."),
+    id_col: Optional[str] = typer.Option(None, help="Column holding unique item ids [default: row number]."),
+    model: Optional[str] = typer.Option(None, help="Embedding model [default: per modality]."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda [default: cuda when available]."),
+    detector: list[str] = typer.Option([], "--detector", help="Run only this detector (repeatable) [default: all]."),
+    param: list[str] = typer.Option([], "--param", help="Detector parameter, DETECTOR.PARAM=VALUE (repeatable)."),
+    suite: Optional[Path] = typer.Option(None, help="Great Expectations suite to check a table against."),
+    work_pool: Optional[str] = typer.Option(None, help="Also register the deployment with this work pool of the server at PREFECT_API_URL."),
+    list_: bool = typer.Option(False, "--list", help="List the schedules of --db."),
+    remove: Optional[str] = typer.Option(None, help="Remove the schedule NAME."),
+) -> None:
+    """Schedule an audit of SOURCE; each run checks drift against the dataset's previous run.
+
+    Run the schedules with `winnow serve` (or a Prefect worker, see docs/scheduling.md).
+
+    Example: winnow schedule reviews.jsonl --cron "0 2 * * *" --id-col id --label-col label
+    """
+    from winnow import schedules
+    from winnow.store import Store
+
+    db_path = Store(db).path
+    if list_ or remove:
+        if remove:
+            gone = schedules.remove_schedule(db_path, remove)
+            console.print(f"removed schedule {gone.name} ({gone.when()})")
+        _print_schedules(schedules.load_schedules(db_path), db_path)
+        return
+    if source is None:
+        raise WinnowError('give a SOURCE to schedule, e.g. winnow schedule data.jsonl --cron "0 2 * * *"; or --list / --remove NAME.')
+    from winnow.config import AuditConfig, params_from_strings
+
+    config = AuditConfig(
+        source=str(source), modality=modality, text_col=text_col, path_col=path_col, label_col=label_col, id_col=id_col, name=name,
+        model=model, device=device, detectors=list(detector) or None, params=params_from_strings(list(param)), suite=str(suite) if suite else None,
+    )
+    entry = schedules.make_schedule(config, db_path, cron=cron, interval=interval)
+    schedules.add_schedule(entry)
+    console.print(f"scheduled {entry.name}: audit {config.source} {entry.when()} into {entry.db}, drift against the previous run")
+    if work_pool:
+        console.print(f"registered deployment {schedules.deploy(entry, work_pool)} with work pool {work_pool}; run it with: prefect worker start --pool {work_pool}")
+    else:
+        console.print(f"run the schedules with: [bold]winnow serve --db {db_path}[/bold]")
+
+
+def _print_schedules(entries: list, db: Path) -> None:
+    """The schedules of ``db`` as a table."""
+    table = Table(title=f"schedules of {db}")
+    for column in ("name", "when", "source"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        table.add_row(entry.name, entry.when(), entry.config["source"])
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def serve(db: Optional[Path] = DbOption, verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs.")) -> None:
+    """Run the scheduled audits of --db until Ctrl+C (on the server at PREFECT_API_URL, else on a local one it starts).
+
+    Example: winnow serve --db audit.duckdb
+    """
+    from winnow.prefect_env import configure_prefect
+
+    configure_prefect(quiet=not verbose)
+    from winnow import schedules
+    from winnow.store import Store
+
+    db_path = Store(db).path
+    entries = schedules.load_schedules(db_path)
+    _print_schedules(entries, db_path)
+    console.print("serving these schedules (Ctrl+C to stop)")
+    schedules.serve(db_path)
 
 
 suite_app = typer.Typer(help="Great Expectations suites for tables.", no_args_is_help=True)

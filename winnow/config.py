@@ -33,6 +33,9 @@ class AuditConfig:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     suite: str | None = None
     pred_probs: str | None = None
+    reference: str | None = None
+    """A completed run to test this batch against for drift, or ``"previous"`` for the dataset's
+    newest completed run (what scheduled audits use); ``None`` runs no drift test."""
 
     def __post_init__(self) -> None:
         self.source = str(Path(self.source).expanduser().resolve())

@@ -3,6 +3,10 @@
 Every detector and check returns this shape, and the store persists it unchanged. The column list,
 the issue-type vocabulary and :func:`validate_findings` live together so that the contract is
 checked in one place (see ARCHITECTURE.md, "Findings").
+
+Run-level findings (``drift``: the whole batch against a reference run) are not about one item:
+they use the item id :data:`RUN_ITEM_ID` (``"__run__"``), which has no row in ``items``. Code that
+joins findings to items must expect it (a left join leaves its item columns empty).
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ FINDINGS_COLUMNS: tuple[str, ...] = (
     "reason",
     "detail",
 )
+
+RUN_ITEM_ID = "__run__"
+"""The ``item_id`` of a run-level finding (one per run and issue type, e.g. ``drift``)."""
 
 PAIRS_COLUMNS: tuple[str, ...] = ("item_a", "item_b", "similarity", "method", "run_id")
 

@@ -30,12 +30,23 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "",
         f"Duplicate pairs: {summary.get('pairs', 0)}. Open the dashboard with `winnow dashboard --db {summary.get('db')}`.",
     ]
+    lines += drift_markdown(summary.get("drift"))
     if summary.get("failed_checks"):
         lines += ["", "## Failed checks", "", *[f"- `{c['check_name']}`: {c['observed']}" for c in summary["failed_checks"]]]
     if summary.get("top"):
         lines += ["", "## Top items", "", "| issue type | item | score | reason |", "|---|---|---:|---|"]
         lines += [f"| {t['issue_type']} | `{t['item_id']}` | {t['score']:.3f} | {t['reason']} |" for t in summary["top"]]
     return "\n".join(lines)
+
+
+def drift_markdown(drift: dict[str, Any] | None) -> list[str]:
+    """The drift test against the reference run as markdown lines (none when it did not run)."""
+    if not drift:
+        return []
+    verdict = "**drift**" if drift["drifted"] else "no drift"
+    lines = ["", "## Drift", "", f"Against run `{drift['reference']}`: {verdict} (α = {drift['alpha']}). {drift['reason']}", ""]
+    lines += ["| test | p-value |", "|---|---:|", *[f"| {test} | {p:.3g} |" for test, p in drift["p_values"].items()]]
+    return lines
 
 
 def print_summary(summary: dict[str, Any], console: Console) -> None:
@@ -59,6 +70,10 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         console.print(f"[dim]detector {name} skipped: {why}[/dim]")
     for name, why in summary.get("failed", {}).items():
         console.print(f"[yellow]detector {name} failed: {why}[/yellow]")
+    drift = summary.get("drift")
+    if drift:
+        colour = "red" if drift["drifted"] else "green"
+        console.print(f"[{colour}]drift vs {drift['reference']}:[/{colour}] {drift['reason']}")
     for check in summary.get("failed_checks", []):
         console.print(f"[red]check failed:[/red] {check['check_name']}: {check['observed']}")
     if summary.get("top"):

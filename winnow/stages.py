@@ -19,12 +19,13 @@ from checks import check_corrupt
 from checks.image_quality import check_image_quality, measure_image
 from checks.text_quality import check_text_quality, measure_text
 from detectors import REGISTRY, build_knn_graph, default_detectors, run_detectors, validate_params
+from detectors.drift import MIN_SAMPLES, detect_drift, drift_finding
 from winnow.config import AuditConfig
 from winnow.datasets import Dataset, ingest
 from winnow.datasets.images import decode_image
 from winnow.embed import Embedder, embed_payloads, get_embedder
 from winnow.errors import ConfigError, SourceError
-from winnow.findings import ISSUE_TYPES, empty_pairs, validate_findings
+from winnow.findings import ISSUE_TYPES, empty_findings, empty_pairs, validate_findings
 from winnow.store import Store
 
 
@@ -270,3 +271,70 @@ def summarize(store: Store, run_id: str, top: int = 5) -> dict[str, Any]:
         "top": top_items.to_dict(orient="records"),
         "failed_checks": store.check_results(run_id, failed_only=True)[["check_name", "observed"]].to_dict(orient="records"),
     }
+
+
+# -- drift against a reference run (run level) ---------------------------------------------------
+
+PREVIOUS_RUN = "previous"
+
+
+@dataclass
+class DriftOutcome:
+    """The run-level ``drift`` finding (empty when not tested), why it was skipped, and a summary."""
+
+    findings: pd.DataFrame
+    skipped: str | None = None
+    summary: dict[str, Any] | None = None
+
+
+def check_reference(store: Store, config: AuditConfig) -> None:
+    """Fail before any work when ``--reference`` names a run that does not exist or did not complete."""
+    if config.reference in (None, PREVIOUS_RUN):
+        return
+    status = store.get_run(config.reference)["status"]
+    if status != "completed":
+        raise ConfigError(f"--reference {config.reference} is {status}; pick a completed run (`winnow runs` lists them) or --reference previous.")
+
+
+def reference_run(store: Store, run_id: str, config: AuditConfig) -> str | None:
+    """The run to compare with: ``config.reference``, or for ``previous`` the dataset's newest
+    completed run that started before ``run_id`` (stable when the run is resumed later)."""
+    if config.reference != PREVIOUS_RUN:
+        return config.reference
+    runs = store.list_runs(config.name)
+    started = runs.loc[runs["run_id"] == run_id, "started"].iloc[0]
+    earlier = runs[(runs["status"] == "completed") & (runs["started"] < started)]
+    return str(earlier.iloc[0]["run_id"]) if len(earlier) else None
+
+
+def drift_stage(store: Store, run_id: str, config: AuditConfig, embedded: pd.DataFrame, vectors: np.ndarray, model_id: str) -> DriftOutcome:
+    """Test this run's embedded items against the reference run's, with the same model's cached vectors.
+
+    Skips (with the reason) when there is no reference, it was embedded with another model, or
+    either side has too few embedded items; see :mod:`detectors.drift` for the tests.
+    """
+    reference = reference_run(store, run_id, config)
+    if reference is None:
+        return DriftOutcome(empty_findings(), f"dataset {config.name!r} has no earlier completed run to compare with")
+    reference_model = store.stages(reference).get("embed", {}).get("model_id")
+    if reference_model != model_id:
+        return DriftOutcome(
+            empty_findings(),
+            f"reference run {reference} was embedded with {reference_model}, this run with {model_id}; "
+            f"re-audit the reference with --model {model_id} to compare them",
+        )
+    ref_items, ref_vectors = load_vectors(store, store.load_items(reference), model_id)
+    if min(len(ref_items), len(embedded)) < MIN_SAMPLES:
+        return DriftOutcome(empty_findings(), f"drift needs {MIN_SAMPLES} embedded items on each side; reference {reference} has {len(ref_items)}, this run {len(embedded)}")
+    result = detect_drift(ref_vectors, vectors, reference_labels=ref_items["label"].to_numpy(), batch_labels=embedded["label"].to_numpy())
+    summary = {"reference": reference, "drifted": result.drifted, "score": result.score, "reason": result.reason, **result.detail()}
+    return DriftOutcome(drift_finding(result), None, summary)
+
+
+def add_drift(detections: Detections, drift: DriftOutcome) -> Detections:
+    """``detections`` with the drift finding appended, or its skip reason recorded."""
+    if drift.skipped:
+        detections.skipped["drift"] = drift.skipped
+    if len(drift.findings):
+        detections.findings = validate_findings(pd.concat([detections.findings, drift.findings], ignore_index=True))
+    return detections
