@@ -24,15 +24,14 @@ Scores
     unflagged one and unflagged items are still ranked.
 
 Schema changes (new, missing and retyped columns)
-    They belong to the table, not to a row, and the findings table holds one row per item, so they
-    are not findings: every table-level expectation gets a ``check_results`` row whose ``observed``
-    says what changed ("missing columns ['ash']; new columns ['vintage']", "alcohol has type str,
-    expected number") with ``item_id`` NULL and ``detail.level == "table"``. Flagging every item for a
-    missing column would bury the real row-level failures, and a pseudo item would break the
-    one-row-per-item ranking. The flow should print failing table-level rows in the run summary (and
-    may fail the run when the user marks schema checks as blocking). A row-level expectation on a
-    column that is missing cannot run; its ``check_results`` row says "column 'x' is missing"
-    (``detail.level == "error"``) and flags no rows.
+    They belong to the table, not to a row: every table-level expectation gets a ``check_results``
+    row whose ``observed`` says what changed ("missing columns ['ash']; new columns ['vintage']",
+    "alcohol has type str, expected number") with ``item_id`` NULL and ``detail.level == "table"``,
+    and :func:`schema_finding` turns the failed ones into one run-level ``check_failed`` finding
+    (item ``__run__``, like drift). Flagging every item for a missing column would bury the real
+    row-level failures. A row-level expectation on a column that is missing cannot run; its
+    ``check_results`` row says "column 'x' is missing" (``detail.level == "error"``), flags no rows,
+    and counts as a schema failure.
 
 GX cost and noise
     ``great_expectations`` is imported inside the functions that need it: its first import takes
@@ -55,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from winnow.errors import ConfigError
-from winnow.findings import make_findings
+from winnow.findings import RUN_ITEM_ID, make_findings
 
 if TYPE_CHECKING:
     from great_expectations.expectations.expectation import Expectation
@@ -560,6 +559,17 @@ def _check_results(outcomes: list[_Outcome]) -> pd.DataFrame:
         },
         columns=list(CHECK_RESULTS_COLUMNS),
     )
+
+
+def schema_finding(check_results: pd.DataFrame) -> pd.DataFrame:
+    """The run-level ``check_failed`` finding (item :data:`~winnow.findings.RUN_ITEM_ID`) for the
+    table-level expectations — column set and types, i.e. schema changes: score = how many failed,
+    flagged when any did, the reason names each with what was observed."""
+    table_level = [json.loads(d).get("level") in ("table", "error") for d in check_results["detail"]]
+    failed = check_results[np.asarray(table_level, dtype=bool) & ~check_results["success"].to_numpy(dtype=bool)]
+    reason = "; ".join(f"{name}: {observed}" for name, observed in zip(failed["check_name"], failed["observed"])) or None
+    details = {"failed": failed[["check_name", "observed"]].to_dict(orient="records"), "table_level_checks": int(sum(table_level))}
+    return make_findings([RUN_ITEM_ID], ISSUE_TYPE, [float(len(failed))], [len(failed) > 0], [reason], [details])
 
 
 def _plain(value: Any) -> Any:

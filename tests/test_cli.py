@@ -119,9 +119,10 @@ def test_inferred_suite_checks_a_later_table(tmp_path, wine_csv):
 
     store = Store(db)
     run_id = store.latest_run_id()
-    failed = store.findings(run_id, issue_type="check_failed", flagged_only=True)
-    assert failed["item_id"].tolist() == ["w7"]
-    assert "magnesium = -3.0" in failed["reason"].iloc[0]
+    failed = store.findings(run_id, issue_type="check_failed", flagged_only=True).set_index("item_id")
+    assert sorted(failed.index) == ["__run__", "w7"]  # the bad row, and the schema change at run level
+    assert "magnesium = -3.0" in failed.loc["w7", "reason"]
+    assert "new columns ['vintage']" in failed.loc["__run__", "reason"]
     assert not store.check_results(run_id, failed_only=True).empty
     missing = runner.invoke(app, ["audit", str(tmp_path / "batch.csv"), "--db", str(db), "--suite", str(tmp_path / "nope.json")])
     assert missing.exit_code == 2 and "winnow suite infer" in missing.output

@@ -205,10 +205,11 @@ def table_checks(dataset: Dataset, config: AuditConfig) -> tuple[pd.DataFrame, p
         return None
     if dataset.table is None:
         raise ConfigError(f"--suite checks tables, but {config.source} was read as {dataset.modality} data.")
-    from checks.tabular import load_suite, run_suite
+    from checks.tabular import load_suite, run_suite, schema_finding
 
     suite = load_suite(Path(config.suite))
-    return run_suite(dataset.table, suite, id_col=config.id_col, item_ids=dataset.items["item_id"].tolist())
+    findings, check_results = run_suite(dataset.table, suite, id_col=config.id_col, item_ids=dataset.items["item_id"].tolist())
+    return pd.concat([findings, schema_finding(check_results)], ignore_index=True), check_results
 
 
 @dataclass

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import ui
+from winnow.findings import RUN_ITEM_ID
 
 PAGE_SIZES = (24, 48, 96)
 GRID_COLUMNS = 6
@@ -49,8 +50,10 @@ def image_grid(run: dict, page: pd.DataFrame, issue_type: str) -> list[str]:
     for start in range(0, len(rows), GRID_COLUMNS):
         for column, row in zip(st.columns(GRID_COLUMNS), rows[start : start + GRID_COLUMNS]):
             with column.container(border=True):
-                image = ui.open_image(row.uri, run)
-                if image is None:
+                image = None if row.item_id == RUN_ITEM_ID else ui.open_image(row.uri, run)
+                if row.item_id == RUN_ITEM_ID:
+                    st.caption("run-level finding: about the whole batch, not one image")
+                elif image is None:
                     st.caption("⚠️ cannot display")
                 else:
                     st.image(ui.fit(image), width="stretch")

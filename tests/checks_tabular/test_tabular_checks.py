@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from checks.tabular import CHECK_RESULTS_COLUMNS, infer_suite, load_suite, run_suite
+from checks.tabular import CHECK_RESULTS_COLUMNS, infer_suite, load_suite, run_suite, schema_finding
 from winnow.errors import ConfigError
-from winnow.findings import FINDINGS_COLUMNS, validate_findings
+from winnow.findings import FINDINGS_COLUMNS, RUN_ITEM_ID, validate_findings
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANTED = {
@@ -307,3 +307,16 @@ def test_missing_suite_file(tmp_path):
 def test_importing_the_module_does_not_import_gx():
     code = "import sys, checks.tabular; sys.exit('great_expectations' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_schema_changes_become_one_run_level_finding():
+    reference = pd.DataFrame({"id": ["a", "b", "c"], "price": [1.0, 2.0, 3.0]})
+    suite = infer_suite(reference, id_col="id")
+    _, same = run_suite(reference, suite, id_col="id")
+    clean = schema_finding(same)
+    assert clean["item_id"].tolist() == [RUN_ITEM_ID] and not clean["flagged"].any() and clean["score"].iloc[0] == 0
+    changed = reference.drop(columns="price").assign(colour=["red", "red", "blue"])
+    _, results = run_suite(changed, suite, id_col="id")
+    finding = schema_finding(results)
+    assert finding["flagged"].all() and finding["score"].iloc[0] >= 1
+    assert "missing columns ['price']" in finding["reason"].iloc[0] and "new columns ['colour']" in finding["reason"].iloc[0]
