@@ -1,6 +1,7 @@
 """The CLI through typer's runner: real audits, real exports, and exit code 2 for bad input."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -94,10 +95,25 @@ def test_bad_input_exits_2_with_a_message(audited, text_jsonl, args, message):
     assert message in result.output
 
 
-def test_every_verb_has_help_with_an_example():
-    for verb in ("audit", "runs", "show", "export", "dashboard", "demo", "detectors", "suite infer"):
+def all_verbs() -> list[str]:
+    """Every command of the CLI, sub-commands as "group verb"."""
+    import typer
+
+    root = typer.main.get_command(app)
+    verbs = []
+    for name, command in root.commands.items():
+        subcommands = getattr(command, "commands", None)
+        verbs += [f"{name} {sub}" for sub in subcommands] if subcommands else [name]
+    return verbs
+
+
+def test_every_verb_has_help_with_an_example_and_is_in_the_readme():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert {"audit", "runs", "show", "export", "dashboard", "demo"} <= set(all_verbs())
+    for verb in all_verbs():
         result = runner.invoke(app, [*verb.split(), "--help"])
         assert result.exit_code == 0 and "Example: winnow" in result.output, verb
+        assert f"winnow {verb}" in readme, f"`winnow {verb}` is not documented in the README"
 
 
 def test_inferred_suite_checks_a_later_table(tmp_path, wine_csv):
