@@ -24,11 +24,23 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts use [default: …] literally
 )
 console = Console()
 err = Console(stderr=True)
 
+# options shared by `audit` and `schedule`, defined once
 DbOption = typer.Option(None, "--db", envvar="WINNOW_DB", help="DuckDB file for results [default: ./winnow.duckdb].")
+ModalityOption = typer.Option(None, help="image, text or tabular [default: detected].")
+TextColOption = typer.Option(None, help="Column holding the text (text manifests).")
+PathColOption = typer.Option(None, help="Column holding image paths (image manifests).")
+LabelColOption = typer.Option(None, help="Column holding the label, if any.")
+IdColOption = typer.Option(None, help="Column holding unique item ids [default: row number].")
+ModelOption = typer.Option(None, help="efficientnet-lite0, minilm, tabular or open_clip:ARCH:CHECKPOINT [default: per modality].")
+DeviceOption = typer.Option(None, help="auto, cpu or cuda [default: cuda when available].")
+DetectorOption = typer.Option([], "--detector", help="Run only this detector (repeatable) [default: all].")
+ParamOption = typer.Option([], "--param", help="Detector parameter, DETECTOR.PARAM=VALUE (repeatable).")
+SuiteOption = typer.Option(None, help="Great Expectations suite (GX JSON or winnow's short YAML) to check a table against.")
 
 
 def _store(db: Optional[Path]):
@@ -55,21 +67,21 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 @user_errors
 def audit(
     source: Optional[Path] = typer.Argument(None, help="Image folder, or CSV / Parquet / JSONL file (a manifest or a table)."),
-    modality: Optional[str] = typer.Option(None, help="image, text or tabular [default: detected]."),
-    text_col: Optional[str] = typer.Option(None, help="Column holding the text (text manifests)."),
-    path_col: Optional[str] = typer.Option(None, help="Column holding image paths (image manifests)."),
-    label_col: Optional[str] = typer.Option(None, help="Column holding the label, if any."),
-    id_col: Optional[str] = typer.Option(None, help="Column holding unique item ids [default: row number]."),
+    modality: Optional[str] = ModalityOption,
+    text_col: Optional[str] = TextColOption,
+    path_col: Optional[str] = PathColOption,
+    label_col: Optional[str] = LabelColOption,
+    id_col: Optional[str] = IdColOption,
     db: Optional[Path] = DbOption,
     name: Optional[str] = typer.Option(None, help="Dataset name [default: the source's file or folder name]."),
-    model: Optional[str] = typer.Option(None, help="efficientnet-lite0, minilm, tabular or open_clip:ARCH:CHECKPOINT [default: per modality]."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda [default: cuda when available]."),
+    model: Optional[str] = ModelOption,
+    device: Optional[str] = DeviceOption,
     k: int = typer.Option(10, help="Neighbours per item in the shared kNN graph."),
     batch_size: int = typer.Option(32, help="Items per forward pass."),
     shard_size: int = typer.Option(512, help="Items per embedding shard (each shard is committed when done)."),
-    detector: list[str] = typer.Option([], "--detector", help="Run only this detector (repeatable) [default: all]."),
-    param: list[str] = typer.Option([], "--param", help="Detector parameter, DETECTOR.PARAM=VALUE (repeatable)."),
-    suite: Optional[Path] = typer.Option(None, help="Great Expectations suite (GX JSON or winnow's short YAML) to check a table against."),
+    detector: list[str] = DetectorOption,
+    param: list[str] = ParamOption,
+    suite: Optional[Path] = SuiteOption,
     pred_probs: Optional[Path] = typer.Option(None, help="Your out-of-fold class probabilities (.npy, one row per item, classes in sorted order)."),
     resume: Optional[str] = typer.Option(None, help="Finish the interrupted run RUN instead of starting a new one."),
     reference: Optional[str] = typer.Option(None, help="Test this batch for drift against run RUN, or 'previous' (the dataset's newest completed run)."),
@@ -233,16 +245,16 @@ def schedule(
     interval: Optional[float] = typer.Option(None, help="Or run every SECONDS."),
     name: Optional[str] = typer.Option(None, help="Dataset and schedule name [default: the source's file or folder name]."),
     db: Optional[Path] = DbOption,
-    modality: Optional[str] = typer.Option(None, help="image, text or tabular [default: detected]."),
-    text_col: Optional[str] = typer.Option(None, help="Column holding the text (text manifests)."),
-    path_col: Optional[str] = typer.Option(None, help="Column holding image paths (image manifests)."),
-    label_col: Optional[str] = typer.Option(None, help="Column holding the label, if any."),
-    id_col: Optional[str] = typer.Option(None, help="Column holding unique item ids [default: row number]."),
-    model: Optional[str] = typer.Option(None, help="Embedding model [default: per modality]."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda [default: cuda when available]."),
-    detector: list[str] = typer.Option([], "--detector", help="Run only this detector (repeatable) [default: all]."),
-    param: list[str] = typer.Option([], "--param", help="Detector parameter, DETECTOR.PARAM=VALUE (repeatable)."),
-    suite: Optional[Path] = typer.Option(None, help="Great Expectations suite to check a table against."),
+    modality: Optional[str] = ModalityOption,
+    text_col: Optional[str] = TextColOption,
+    path_col: Optional[str] = PathColOption,
+    label_col: Optional[str] = LabelColOption,
+    id_col: Optional[str] = IdColOption,
+    model: Optional[str] = ModelOption,
+    device: Optional[str] = DeviceOption,
+    detector: list[str] = DetectorOption,
+    param: list[str] = ParamOption,
+    suite: Optional[Path] = SuiteOption,
     work_pool: Optional[str] = typer.Option(None, help="Also register the deployment with this work pool of the server at PREFECT_API_URL."),
     list_: bool = typer.Option(False, "--list", help="List the schedules of --db."),
     remove: Optional[str] = typer.Option(None, help="Remove the schedule NAME."),
