@@ -142,3 +142,13 @@ def test_inferred_suite_checks_a_later_table(tmp_path, wine_csv):
     assert not store.check_results(run_id, failed_only=True).empty
     missing = runner.invoke(app, ["audit", str(tmp_path / "batch.csv"), "--db", str(db), "--suite", str(tmp_path / "nope.json")])
     assert missing.exit_code == 2 and "winnow suite infer" in missing.output
+
+
+def test_bracketed_names_and_messages_are_printed_literally(tmp_path):
+    path = tmp_path / "[draft] reviews.jsonl"
+    path.write_text('{"text": "[bold]not markup[/bold] but a review with brackets", "id": "[x]"}\n{"text": "another one", "id": "y"}\n')
+    result = runner.invoke(app, ["audit", str(path), "--db", str(tmp_path / "m.duckdb"), "--id-col", "id", "--name", "[draft] reviews"])
+    assert result.exit_code == 0, result.output
+    assert "[draft] reviews" in result.output
+    missing = runner.invoke(app, ["audit", str(path), "--db", str(tmp_path / "m.duckdb"), "--label-col", "[label]"])
+    assert missing.exit_code == 2 and "'[label]'" in missing.output

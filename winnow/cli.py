@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from winnow.errors import WinnowError
@@ -57,7 +58,7 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except WinnowError as exc:
-            err.print(f"[bold red]error:[/bold red] {exc}")
+            err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
             raise typer.Exit(2) from None
 
     return wrapper
@@ -134,7 +135,7 @@ def runs(db: Optional[Path] = DbOption, dataset: Optional[str] = typer.Option(No
     for row in frame.itertuples():
         counts = json.loads(row.counts) if isinstance(row.counts, str) else {}
         flagged = sum((counts.get("flagged") or {}).values())
-        table.add_row(row.run_id, row.dataset, row.modality or "", row.status, f"{row.started:%Y-%m-%d %H:%M}", str(counts.get("items", "")), str(flagged))
+        table.add_row(row.run_id, escape(row.dataset), row.modality or "", row.status, f"{row.started:%Y-%m-%d %H:%M}", str(counts.get("items", "")), str(flagged))
     console.print(table)
 
 
@@ -154,7 +155,7 @@ def show(run: Optional[str] = typer.Argument(None, help="Run id [default: the ne
     info = store.get_run(run_id)
     summary = {**info["counts"], **summarize(store, run_id, top=top), "dataset": info["dataset"], "modality": info["modality"]}
     summary.setdefault("db", str(store.path))
-    console.print(f"status: {info['status']}" + (f" ({info['error']})" if info.get("error") else ""))
+    console.print(f"status: {info['status']}" + (f" ({escape(info['error'])})" if info.get("error") else ""))
     print_summary(summary, console)
 
 

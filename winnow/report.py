@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from winnow.findings import ISSUE_TYPES
@@ -52,7 +53,7 @@ def drift_markdown(drift: dict[str, Any] | None) -> list[str]:
 def print_summary(summary: dict[str, Any], console: Console) -> None:
     """Counts per issue type and the top flagged items, as rich tables."""
     console.print(
-        f"[bold]run {summary['run_id']}[/bold] · {summary.get('dataset')} · {summary.get('modality')} · "
+        f"[bold]run {summary['run_id']}[/bold] · {escape(str(summary.get('dataset')))} · {summary.get('modality')} · "
         f"{summary['items']} items · model {summary.get('model_id')} on {summary.get('device')}"
     )
     embed = summary.get("embed") or {}
@@ -67,19 +68,19 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(counts)
     console.print(f"duplicate pairs: {summary.get('pairs', 0)}")
     for name, why in summary.get("skipped", {}).items():
-        console.print(f"[dim]detector {name} skipped: {why}[/dim]")
+        console.print(f"[dim]detector {name} skipped: {escape(why)}[/dim]")
     for name, why in summary.get("failed", {}).items():
-        console.print(f"[yellow]detector {name} failed: {why}[/yellow]")
+        console.print(f"[yellow]detector {name} failed: {escape(why)}[/yellow]")
     drift = summary.get("drift")
     if drift:
         colour = "red" if drift["drifted"] else "green"
-        console.print(f"[{colour}]drift vs {drift['reference']}:[/{colour}] {drift['reason']}")
+        console.print(f"[{colour}]drift vs {drift['reference']}:[/{colour}] {escape(drift['reason'])}")
     for check in summary.get("failed_checks", []):
-        console.print(f"[red]check failed:[/red] {check['check_name']}: {check['observed']}")
+        console.print(f"[red]check failed:[/red] {escape(check['check_name'])}: {escape(str(check['observed']))}")
     if summary.get("top"):
         top = Table(title="top flagged items")
         for column in ("issue type", "item", "score", "reason"):
             top.add_column(column, overflow="fold")
         for row in summary["top"]:
-            top.add_row(row["issue_type"], str(row["item_id"]), f"{row['score']:.3f}", str(row["reason"]))
+            top.add_row(row["issue_type"], escape(str(row["item_id"])), f"{row['score']:.3f}", escape(str(row["reason"])))
         console.print(top)
