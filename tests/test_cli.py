@@ -142,6 +142,11 @@ def test_inferred_suite_checks_a_later_table(tmp_path, wine_csv):
     assert not store.check_results(run_id, failed_only=True).empty
     missing = runner.invoke(app, ["audit", str(tmp_path / "batch.csv"), "--db", str(db), "--suite", str(tmp_path / "nope.json")])
     assert missing.exit_code == 2 and "winnow suite infer" in missing.output
+    from_run = runner.invoke(app, ["suite", "infer", "--run", run_id, "--db", str(db), "--out", str(tmp_path / "from-run.json")])
+    assert from_run.exit_code == 0, from_run.output
+    assert "vintage" in (tmp_path / "from-run.json").read_text()  # the run's table, with its new column
+    neither = runner.invoke(app, ["suite", "infer", "--out", str(tmp_path / "x.json")])
+    assert neither.exit_code == 2 and "--run RUN" in neither.output
 
 
 def test_bracketed_names_and_messages_are_printed_literally(tmp_path):

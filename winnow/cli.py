@@ -330,18 +330,27 @@ app.add_typer(suite_app, name="suite")
 @suite_app.command("infer")
 @user_errors
 def suite_infer(
-    source: Path = typer.Argument(..., help="Reference table (CSV / Parquet / JSONL) the suite should describe."),
+    source: Optional[Path] = typer.Argument(None, help="Reference table (CSV / Parquet / JSONL) the suite should describe."),
     out: Path = typer.Option(..., help="Where to write the suite (GX JSON)."),
-    id_col: Optional[str] = typer.Option(None, help="Column of unique row ids."),
+    id_col: Optional[str] = typer.Option(None, help="Column of unique row ids [default: the run's, with --run]."),
+    run: Optional[str] = typer.Option(None, help="Profile the table a completed tabular run audited, instead of SOURCE."),
+    db: Optional[Path] = DbOption,
 ) -> None:
-    """Profile a reference table into a Great Expectations suite for later audits (`--suite`).
+    """Profile a reference table (or a run's table) into a Great Expectations suite for `--suite`.
 
-    Example: winnow suite infer reference.csv --id-col id --out suite.json
+    Example: winnow suite infer --run 20261123-101500-ab12cd --out suite.json
     """
     from checks.tabular import infer_suite
     from winnow.datasets import read_table
     from winnow.datasets.columns import require_columns
 
+    if (source is None) == (run is None):
+        raise WinnowError("give either a SOURCE table or --run RUN to profile.")
+    if run is not None:
+        info = _store(db).get_run(run)
+        if info["modality"] != "tabular":
+            raise WinnowError(f"run {run} audited {info['modality']} data; suites describe tables.")
+        source, id_col = Path(info["source"]), id_col or info["config"].get("id_col")
     frame = read_table(source.expanduser().resolve())
     require_columns(frame, str(source), id_col=id_col)
     suite = infer_suite(frame, id_col=id_col, name=source.stem)
