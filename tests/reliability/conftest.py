@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from winnow.cli import app
@@ -105,3 +106,15 @@ def expect_completed(result, db: Path, expect: Expect) -> Audited:
         assert scored == set(readable), f"{issue_type}: unscored {set(readable) - scored!r}, extra {scored - set(readable)!r}"
     assert findings["score"].notna().all()
     return audited
+
+
+@pytest.fixture
+def audit_env(prefect_harness) -> dict[str, str]:
+    """Environment for ``winnow audit`` subprocesses: they share the session's Prefect test server
+    instead of each starting a temporary one (saves ~10 s a start, and several temporary servers
+    starting at once on a small machine can miss Prefect's 20 s startup timeout)."""
+    import os
+
+    from prefect.settings import PREFECT_API_URL
+
+    return {**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_API_URL": str(PREFECT_API_URL.value())}

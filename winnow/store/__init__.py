@@ -75,7 +75,7 @@ class Store:
                     raise WinnowError(f"cannot open {self.path}: {exc}") from exc
                 if time.monotonic() > deadline:
                     raise StoreLocked(
-                        f"{self.path} stayed locked by another process for {self.lock_timeout:.0f} s; "
+                        f"{self.path} stayed locked by another process for {self.lock_timeout:g} s; "
                         "wait for the running audit to finish, or use another --db."
                     ) from exc
                 time.sleep(delay)
