@@ -174,8 +174,9 @@ def test_audit_killed_six_times_resumes_to_the_uninterrupted_findings(folder, tm
     db = tmp_path / "killed.duckdb"
     store = Store(db, lock_timeout=10)
     landed = []
-    for i, (name, trigger) in enumerate(TARGETS):
-        args = [str(folder), "--db", str(db)] if i == 0 else ["--resume", run_id, "--db", str(db)]
+    run_id: str | None = None  # known once the first audit has registered its run
+    for name, trigger in TARGETS:
+        args = [str(folder), "--db", str(db)] if run_id is None else ["--resume", run_id, "--db", str(db)]
         after = start_and_kill(args, store, trigger, audit_env)
         assert len(after["runs"]) == 1, "a resume must continue the run, not start another"
         run_id = after["runs"][0][0]
