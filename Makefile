@@ -39,3 +39,9 @@ bench-checks: $(STAMP)
 	test -d /usr/share/datasets/fashion-mnist || (apt-get update -qq && apt-get install -y dataset-fashion-mnist)
 	$(PY) -m pip install --quiet -r bench/requirements-peers.txt
 	$(PY) -m bench.run_checks_speed
+
+.PHONY: bench-perf
+bench-perf: $(STAMP)
+	test -d /usr/share/datasets/fashion-mnist || (apt-get update -qq && apt-get install -y dataset-fashion-mnist)
+	$(PY) -m pip install --quiet -r bench/requirements-peers.txt
+	$(PY) -m bench.run_perf
