@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from winnow.cli import app
+from winnow.store import Store
 from winnow.findings import FINDINGS_COLUMNS, PAIRS_COLUMNS
 
 runner = CliRunner()
@@ -131,8 +132,6 @@ def test_inferred_suite_checks_a_later_table(tmp_path, wine_csv):
     result = runner.invoke(app, ["audit", str(tmp_path / "batch.csv"), "--db", str(db), "--id-col", "id", "--label-col", "cultivar", "--suite", str(suite)])
     assert result.exit_code == 0, result.output
     assert "check failed" in result.output and "vintage" in result.output
-    from winnow.store import Store
-
     store = Store(db)
     run_id = store.latest_run_id()
     failed = store.findings(run_id, issue_type="check_failed", flagged_only=True).set_index("item_id")
@@ -157,3 +156,10 @@ def test_bracketed_names_and_messages_are_printed_literally(tmp_path):
     assert "[draft] reviews" in result.output
     missing = runner.invoke(app, ["audit", str(path), "--db", str(tmp_path / "m.duckdb"), "--label-col", "[label]"])
     assert missing.exit_code == 2 and "'[label]'" in missing.output
+
+
+def test_a_missing_source_registers_no_run(tmp_path):
+    db = tmp_path / "typo.duckdb"
+    result = runner.invoke(app, ["audit", str(tmp_path / "nothing.csv"), "--db", str(db)])
+    assert result.exit_code == 2 and "does not exist" in " ".join(result.output.split())
+    assert not db.exists() or Store(db).list_runs().empty

@@ -41,7 +41,6 @@ def audit(
         report.top("label_error", 10)
     """
     store = Store(db)
-    store.initialize()
     data = materialize(source, folder=store.path.parent / ".winnow-sources", labels=labels)
     if data.kind != "path":
         options.setdefault("name", f"in-memory-{data.kind}")

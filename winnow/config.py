@@ -38,7 +38,9 @@ class AuditConfig:
     newest completed run (what scheduled audits use); ``None`` runs no drift test."""
 
     def __post_init__(self) -> None:
-        self.source = str(Path(self.source).expanduser().resolve())
+        from winnow.datasets import existing_source
+
+        self.source = str(existing_source(self.source))  # checked before any run is registered
         if self.suite is not None:
             suite = Path(self.suite).expanduser().resolve()
             if not suite.is_file():

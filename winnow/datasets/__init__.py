@@ -17,7 +17,7 @@ from winnow.datasets.tabular import ingest_table
 from winnow.datasets.texts import ingest_texts
 from winnow.errors import SourceError
 
-__all__ = ["Dataset", "EncodingError", "ITEM_COLUMNS", "MODALITIES", "ingest", "read_table"]
+__all__ = ["Dataset", "EncodingError", "ITEM_COLUMNS", "MODALITIES", "existing_source", "ingest", "read_table"]
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 PATH_COLUMN_NAMES = ("path", "image", "image_path", "file", "filepath", "filename", "uri")
@@ -101,6 +101,14 @@ def _looks_like_image_paths(values: pd.Series) -> bool:
     return len(sample) > 0 and sum(is_image_path(v) for v in sample) >= 0.9 * len(sample)
 
 
+def existing_source(source: str | Path) -> Path:
+    """``source`` as an absolute path, or a :class:`SourceError` when nothing is there."""
+    path = Path(source).expanduser().resolve()
+    if not path.exists():
+        raise SourceError(f"{path} does not exist; pass an image folder or a CSV/Parquet/JSONL file.")
+    return path
+
+
 def ingest(
     source: str | Path,
     *,
@@ -117,11 +125,9 @@ def ingest(
     column named like ``text`` exists, images when ``path_col`` is given or a column named like
     ``path`` holds image file names, and tabular otherwise.
     """
-    path = Path(source).expanduser().resolve()
+    path = existing_source(source)
     if modality is not None and modality not in MODALITIES:
         raise SourceError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}.")
-    if not path.exists():
-        raise SourceError(f"{path} does not exist; pass an image folder or a CSV/Parquet/JSONL file.")
     name = name or path.stem
     if path.is_dir():
         if modality not in (None, "image"):
