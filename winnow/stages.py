@@ -88,13 +88,23 @@ def measure_shard(store: Store, dataset: Dataset, rows: pd.DataFrame, measurer: 
 
     Returns counts and the errors (``item_id -> reason``) of items that could not be decoded.
     """
-    unique = rows.drop_duplicates("content_hash")
-    cached = store.cached_properties(measurer.kind, unique["content_hash"].tolist())
-    todo = unique[~unique["content_hash"].isin(cached)]
+    cached = store.cached_hashes("properties", measurer.kind, rows["content_hash"].tolist())
+    todo = _uncached(rows, cached)
     with ThreadPoolExecutor(max_workers=MEASURE_THREADS) as pool:
         measured = list(pool.map(lambda p: _measure_one(measurer, p), payloads(dataset, todo)))
     store.save_properties(measurer.kind, {h: props for h, (props, _) in zip(todo["content_hash"], measured) if props is not None})
     failed = {h: error for h, (_, error) in zip(todo["content_hash"], measured) if error is not None}
+    return _shard_outcome(rows, cached, failed)
+
+
+def _uncached(rows: pd.DataFrame, cached: set[str]) -> pd.DataFrame:
+    """One row per content not in the cache yet: items sharing content are computed once."""
+    unique = rows.drop_duplicates("content_hash")
+    return unique[~unique["content_hash"].isin(cached)]
+
+
+def _shard_outcome(rows: pd.DataFrame, cached: set[str], failed: dict[str, str]) -> dict[str, Any]:
+    """Counts of a shard and the reason (``item_id -> reason``) for every item whose content failed."""
     errors = {item: failed[h] for item, h in zip(rows["item_id"], rows["content_hash"]) if h in failed}
     return {"items": len(rows), "cached": int(rows["content_hash"].isin(cached).sum()), "errors": errors}
 
@@ -133,15 +143,13 @@ def embed_shard(store: Store, dataset: Dataset, rows: pd.DataFrame, embedder: Em
 
     Returns counts and the decode errors (``item_id -> reason``) of items that could not be embedded.
     """
-    unique = rows.drop_duplicates("content_hash")
-    cached = store.cached_vectors(embedder.model_id, unique["content_hash"].tolist())
-    todo = unique[~unique["content_hash"].isin(cached)]
+    cached = store.cached_hashes("vectors", embedder.model_id, rows["content_hash"].tolist())
+    todo = _uncached(rows, cached)
     result = embed_payloads(embedder, payloads(dataset, todo), batch_size=batch_size)
     hashes = todo["content_hash"].to_numpy()
     store.save_vectors(embedder.model_id, hashes[result.ok].tolist(), result.vectors)
-    failed_hashes = {hashes[i]: reason for i, reason in result.errors.items()}
-    errors = {item: failed_hashes[h] for item, h in zip(rows["item_id"], rows["content_hash"]) if h in failed_hashes}
-    return {"items": len(rows), "cached": int(rows["content_hash"].isin(cached).sum()), "computed": len(result.ok), "errors": errors}
+    failed = {hashes[i]: reason for i, reason in result.errors.items()}
+    return {**_shard_outcome(rows, cached, failed), "computed": len(result.ok)}
 
 
 def record_decode_errors(store: Store, run_id: str, dataset: Dataset, errors: dict[str, str]) -> None:

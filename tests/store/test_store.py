@@ -60,6 +60,8 @@ def test_vector_cache_round_trip_keeps_first_write(store):
     assert set(cached) == {"a", "b"}
     np.testing.assert_array_equal(cached["a"], v[0])
     assert store.cached_vectors("other-model", ["a"]) == {}
+    assert store.cached_hashes("vectors", "m", ["a", "b", "c"]) == {"a", "b"}
+    assert store.cached_hashes("vectors", "other-model", ["a"]) == set()
 
 
 def test_runs_listing_and_lookup(store):

@@ -212,21 +212,31 @@ class Store:
 
     # -- content-keyed caches (embeddings, measured properties) -------------------------------
 
-    def _cached(self, table: str, column: str, key: str, value: str, content_hashes: Sequence[str]) -> pa.Table:
-        """``content_hash, <column>`` rows of a cache ``table`` for these hashes where ``key = value``."""
+    _CACHES = {"vectors": ("embeddings", "vector", "model_id"), "properties": ("properties", "properties", "kind")}
+
+    def _cached(self, cache: str, value: str, content_hashes: Sequence[str], *, with_values: bool = True) -> pa.Table:
+        """``content_hash`` (and the cached value) rows of a cache (``vectors`` for a model id,
+        ``properties`` for a measurer kind) for these hashes."""
+        table, column, key = self._CACHES[cache]
+        selected = f"c.content_hash, c.{column}" if with_values else "c.content_hash"
         if not self.path.exists() or not content_hashes:
             return pa.table({"content_hash": pa.array([], pa.string()), column: pa.array([])})
         wanted = pa.table({"content_hash": pa.array(sorted(set(content_hashes)), pa.string())})
         with self.connect(read_only=True) as con:
             con.register("wanted", wanted)
             return con.sql(
-                f"SELECT c.content_hash, c.{column} FROM {table} c JOIN wanted USING (content_hash) WHERE c.{key} = $value",
+                f"SELECT {selected} FROM {table} c JOIN wanted USING (content_hash) WHERE c.{key} = $value",
                 params={"value": value},
             ).to_arrow_table()
 
+    def cached_hashes(self, cache: str, value: str, content_hashes: Sequence[str]) -> set[str]:
+        """Which of these hashes the cache holds (``cache`` is ``vectors`` with a model id, or
+        ``properties`` with a measurer kind), without reading the cached values."""
+        return set(self._cached(cache, value, content_hashes, with_values=False).column("content_hash").to_pylist())
+
     def cached_vectors(self, model_id: str, content_hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Vectors already computed for these hashes with this model."""
-        table = self._cached("embeddings", "vector", "model_id", model_id, content_hashes)
+        table = self._cached("vectors", model_id, content_hashes)
         hashes = table.column("content_hash").to_pylist()
         if not hashes:
             return {}
@@ -261,7 +271,7 @@ class Store:
     def cached_properties(self, kind: str, content_hashes: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Properties (image / text quality, perceptual hashes) already measured for these hashes by
         measurer ``kind`` (e.g. ``image-v1``)."""
-        table = self._cached("properties", "properties", "kind", kind, content_hashes)
+        table = self._cached("properties", kind, content_hashes)
         return {h: json.loads(p) for h, p in zip(table.column("content_hash").to_pylist(), table.column("properties").to_pylist())}
 
     def save_properties(self, kind: str, properties: dict[str, dict[str, Any]]) -> None:
