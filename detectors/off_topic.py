@@ -34,6 +34,7 @@ from sklearn.ensemble import IsolationForest
 from detectors.knn import KnnGraph
 from detectors.result import Detection
 from winnow.findings import make_findings
+from winnow.robust import robust_threshold
 
 PCA_DIM = 64
 MEMBERS = ("knn_distance", "linkage", "knn_density", "mahalanobis", "isolation_forest")
@@ -44,8 +45,8 @@ def robust_z(values: np.ndarray) -> np.ndarray:
     """``(x - median) / spread`` with spread = 1.4826 · MAD, but at least half the standard deviation:
     merge heights are often tied, and a near-zero MAD would turn every small difference into a
     huge z."""
-    median = np.median(values)
-    spread = max(1.4826 * np.median(np.abs(values - median)), 0.5 * float(np.std(values)), 1e-9)
+    _, median, mad = robust_threshold(values, 0.0)
+    spread = max(mad, 0.5 * float(np.std(values)), 1e-9)
     return (values - median) / spread
 
 
