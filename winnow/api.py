@@ -14,7 +14,7 @@ import numpy as np
 
 from winnow.config import AuditConfig
 from winnow.errors import ConfigError
-from winnow.prefect_env import configure_prefect
+from winnow.prefect_env import configure_prefect, require_reachable_api
 from winnow.results import Report
 from winnow.sources import Materialized, materialize, save_array
 from winnow.store import Store
@@ -80,6 +80,7 @@ def _cache_embeddings(store: Store, config: AuditConfig, embeddings: np.ndarray)
 
 def _run(config: AuditConfig, store: Store, resume_id: str | None, progress: bool, data: Materialized) -> Report:
     configure_prefect()
+    require_reachable_api()
     from flows.audit import audit_flow
 
     store.initialize()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -29,6 +28,8 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
+LOOPBACK = "127.0.0.1"
+LOOPBACK_NAMES = {LOOPBACK, "localhost", "::1"}
 
 # options shared by `audit` and `schedule`, defined once
 DbOption = typer.Option(None, "--db", envvar="WINNOW_DB", help="DuckDB file for results [default: ./winnow.duckdb].")
@@ -180,8 +181,14 @@ def export(
 
 @app.command()
 @user_errors
-def dashboard(db: Optional[Path] = DbOption, port: int = typer.Option(8501, help="Port on 127.0.0.1.")) -> None:
-    """Open the triage dashboard (Streamlit) on 127.0.0.1.
+def dashboard(
+    db: Optional[Path] = DbOption,
+    port: int = typer.Option(8501, help="Port to listen on."),
+    host: str = typer.Option(
+        LOOPBACK, help="Address to bind. Anything but 127.0.0.1 exposes the results, without a login, to every "
+        "machine that can reach this one; winnow warns when you do it."),
+) -> None:
+    """Open the triage dashboard (Streamlit), on 127.0.0.1 unless --host says otherwise.
 
     Example: winnow dashboard --db audit.duckdb --port 8501
     """
@@ -192,10 +199,16 @@ def dashboard(db: Optional[Path] = DbOption, port: int = typer.Option(8501, help
 
     app_path = Path(str(files("dashboard") / "app.py"))
     env = {**os.environ, "WINNOW_DB": str(store.path.resolve())}
-    console.print(f"dashboard for {store.path} on http://127.0.0.1:{port} (Ctrl+C to stop)")
-    command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.address", "127.0.0.1",
+    if host not in LOOPBACK_NAMES:
+        err.print(f"warning: the dashboard listens on {escape(host)}, not only on this machine: anyone who can "
+                  "reach it can read the findings, see the images and record decisions (there is no login). "
+                  "Put it behind an authenticating proxy, or drop --host.")
+    console.print(f"dashboard for {store.path} on http://{escape(host)}:{port} (Ctrl+C to stop)")
+    command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.address", host,
                "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    raise typer.Exit(subprocess.call(command, env=env))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)  # become Streamlit, so Ctrl+C and kill reach it directly
 
 
 @app.command()
@@ -310,9 +323,10 @@ def serve(db: Optional[Path] = DbOption, verbose: bool = typer.Option(False, "--
 
     Example: winnow serve --db audit.duckdb
     """
-    from winnow.prefect_env import configure_prefect
+    from winnow.prefect_env import configure_prefect, require_reachable_api
 
     configure_prefect(quiet=not verbose)
+    require_reachable_api()
     from winnow import schedules
     from winnow.store import Store
 

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -97,6 +98,26 @@ def test_open_clip_loads_the_user_checkpoint(tiny_clip_checkpoint, fashion_files
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     texts = embed_payloads(get_embedder(f"open_clip:winnow-tiny-clip:{path}", "text", "cpu"), ["a shoe", "a photo of trousers"]).vectors
     assert texts.shape == (2, 32)
+
+
+class _RunsCodeWhenUnpickled:
+    """Stands in for a booby-trapped checkpoint: unpickling it would create ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unrun(tiny_clip_checkpoint, tmp_path):
+    _, model = tiny_clip_checkpoint
+    marker = tmp_path / "code-ran"
+    trap = tmp_path / "trap.pt"
+    torch.save({"state_dict": model.state_dict(), "extra": _RunsCodeWhenUnpickled(marker)}, trap)
+    with pytest.raises(ModelError, match="cannot load"):
+        get_embedder(f"open_clip:winnow-tiny-clip:{trap}", "image", "cpu")
+    assert not marker.exists()  # loaded with weights_only=True: the object was refused, not built
 
 
 def test_model_spec_errors(tmp_path):

