@@ -58,6 +58,15 @@ def test_minilm_ranks_paraphrase_above_unrelated():
     assert v[0] @ v[1] > 0.7 > v[0] @ v[2]
 
 
+def test_texts_are_embedded_shortest_first_and_returned_in_their_own_order():
+    texts = ["a much longer review that goes on about the plot, the actors and the score " * 3, "short", "", "medium length text here"]
+    embedder = get_embedder(None, "text", "cpu")
+    batched = embed_payloads(embedder, texts, batch_size=2)
+    assert batched.ok == [0, 1, 2, 3]
+    alone = np.concatenate([embed_payloads(embedder, [t], batch_size=1).vectors for t in texts])
+    np.testing.assert_allclose(batched.vectors, alone, atol=1e-5)  # padding with neighbours of similar length changes nothing
+
+
 def test_tabular_encoder_scales_and_one_hot_encodes():
     frame = pd.DataFrame({"x": [1.0, 1.1, 5.0, np.nan], "colour": ["red", "red", "blue", None]})
     embedder = get_embedder(None, "tabular", features=frame)

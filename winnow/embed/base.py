@@ -30,6 +30,15 @@ class Embedder(Protocol):
         """Vectors for prepared items: float32, shape ``(len(prepared), dim)``, unit L2 norm."""
 
 
+def batch_order(embedder: Any, payloads: Any) -> list[int]:
+    """The order to embed ``payloads`` in: by the embedder's ``cost`` of each payload when it has
+    one (texts: their length, so each batch pads to similar lengths), else as given."""
+    cost = getattr(embedder, "cost", None)
+    if cost is None:
+        return list(range(len(payloads)))
+    return sorted(range(len(payloads)), key=lambda i: cost(payloads[i]))
+
+
 def resolve_device(requested: str | None = None) -> str:
     """``cuda`` when available unless a device is requested; a missing CUDA is a clear error."""
     import torch

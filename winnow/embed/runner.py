@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from winnow.embed.base import Embedder
+from winnow.embed.base import Embedder, batch_order
 
 DECODE_THREADS = 4
 
@@ -57,10 +57,11 @@ def embed_payloads(embedder: Embedder, payloads: Sequence[Any], batch_size: int 
     vectors: list[np.ndarray] = []
     ok: list[int] = []
     errors: dict[int, str] = {}
+    order = batch_order(embedder, payloads)
     starts = list(range(0, len(payloads), batch_size))
     with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
         def submit(start: int):
-            return [pool.submit(_prepare, embedder, p) for p in payloads[start : start + batch_size]]
+            return [pool.submit(_prepare, embedder, payloads[i]) for i in order[start : start + batch_size]]
 
         pending = submit(starts[0]) if starts else []
         for n, start in enumerate(starts):
@@ -70,9 +71,9 @@ def embed_payloads(embedder: Embedder, payloads: Sequence[Any], batch_size: int 
             for offset, (value, error) in enumerate(prepared):
                 if error is None:
                     batch.append(value)
-                    index.append(start + offset)
+                    index.append(order[start + offset])
                 else:
-                    errors[start + offset] = error
+                    errors[order[start + offset]] = error
             if batch:
                 embedded = np.asarray(embedder.embed(batch), dtype=np.float32)
                 unusable = unusable_vectors(embedded)
@@ -81,6 +82,6 @@ def embed_payloads(embedder: Embedder, payloads: Sequence[Any], batch_size: int 
                 keep = [row for row in range(len(index)) if row not in unusable]
                 vectors.append(embedded[keep])
                 ok.extend(index[row] for row in keep)
-    dim = embedder.dim
-    stacked = np.concatenate(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32)
-    return EmbedResult(vectors=stacked, ok=ok, errors=errors)
+    stacked = np.concatenate(vectors).astype(np.float32) if vectors else np.zeros((0, embedder.dim), np.float32)
+    given = np.argsort(ok, kind="stable")  # back to the payloads' own order
+    return EmbedResult(vectors=stacked[given], ok=[ok[i] for i in given], errors=dict(sorted(errors.items())))

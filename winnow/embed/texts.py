@@ -33,6 +33,11 @@ class MiniLM:
     def prepare(self, payload: str) -> str:
         return payload[:MAX_CHARS]
 
+    @staticmethod
+    def cost(payload: object) -> int:
+        """Texts are embedded shortest first, so a batch pads to similar lengths."""
+        return len(payload) if isinstance(payload, str) else 0
+
     def embed(self, prepared: list[str]) -> np.ndarray:
         vectors = self.model.encode(prepared, batch_size=len(prepared), convert_to_numpy=True, show_progress_bar=False)
         return l2_normalize(vectors)
