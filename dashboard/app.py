@@ -21,6 +21,7 @@ PAGES = [
     st.Page("views/triage.py", title="Triage queue", icon=":material/checklist:"),
     st.Page("views/duplicates.py", title="Duplicates", icon=":material/content_copy:"),
     st.Page("views/label_errors.py", title="Label errors", icon=":material/label:"),
+    st.Page("views/map.py", title="Embedding map", icon=":material/scatter_plot:"),
     st.Page("views/item.py", title="Item detail", icon=":material/search:"),
     st.Page("views/export.py", title="Export", icon=":material/download:"),
 ]

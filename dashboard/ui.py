@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 from PIL import Image, ImageOps
@@ -63,6 +64,30 @@ def load_table(source: str) -> pd.DataFrame | None:
         return read_table(Path(source))
     except (OSError, ValueError, WinnowError):
         return None
+
+
+MAX_VECTORS = 200_000
+"""Runs with more embedded items than this are not loaded into the app (about 1 GB at 1280-d)."""
+
+
+@st.cache_resource(show_spinner="Loading the run's embeddings…", max_entries=1)
+def run_vectors(db: str, run_id: str) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """The run's embedded items and their unit-normalised vectors (row-aligned), or ``None`` when
+    the run has no cached vectors or more than :data:`MAX_VECTORS` items."""
+    from winnow.stages import load_vectors  # pulls in the detectors (1–2 s): only pages that need vectors pay
+
+    store = Store(db, lock_timeout=LOCK_TIMEOUT_S)
+    model_id = store.stages(run_id).get("embed", {}).get("model_id")
+    if not model_id:
+        return None
+    items = store.load_items(run_id)
+    if len(items) > MAX_VECTORS:
+        return None
+    embedded, vectors = load_vectors(store, items, model_id)
+    if embedded.empty:
+        return None
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return embedded, vectors / np.where(norms == 0, 1, norms)
 
 
 # -- the chosen run -------------------------------------------------------------------------------
@@ -242,14 +267,23 @@ def page_offset(key: str, page_size: int, signature: tuple) -> int:
     return (int(st.session_state.get(key, 1)) - 1) * page_size
 
 
+def _step_page(key: str, step: int, pages: int) -> None:
+    st.session_state[key] = min(max(int(st.session_state.get(key, 1)) + step, 1), pages)
+
+
 def pager(slot: Any, total: int, page_size: int, key: str) -> None:
-    """The page-number input, in ``slot`` (a container placed above the list); a page past the end
-    (the list shrank) goes back to the last page."""
+    """The page-number input with previous / next buttons (PageUp / PageDown), in ``slot`` (a
+    container placed above the list); a page past the end (the list shrank) goes back to the last page."""
     pages = max(1, -(-total // page_size))
     if st.session_state.get(key, 1) > pages:
         st.session_state[key] = pages
         st.rerun()
-    slot.columns([1, 4])[0].number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key=key)
+    number, back, forward, _ = slot.columns([2, 1.6, 1.6, 2.8], vertical_alignment="bottom")
+    number.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key=key)
+    back.button("Previous", key=f"{key}_back", shortcut="PageUp", on_click=_step_page, args=(key, -1, pages),
+                disabled=st.session_state.get(key, 1) <= 1, width="stretch")
+    forward.button("Next", key=f"{key}_next", shortcut="PageDown", on_click=_step_page, args=(key, 1, pages),
+                   disabled=st.session_state.get(key, 1) >= pages, width="stretch")
 
 
 def selection_nonce() -> int:
@@ -271,11 +305,20 @@ def decision_text(row: Any) -> str:
     return text
 
 
-def _record(run_id: str, issue_type: str, key: str, suggested: dict[str, str]) -> None:
-    """Form callback: store the chosen decision for the selected items, then clear the selection."""
+DECISION_KEYS = {"confirmed": "Y", "dismissed": "N", "relabel": "L", "keep": "K"}
+"""The keyboard shortcut of each decision button (``C`` and ``R`` are reserved by Streamlit)."""
+
+KEYBOARD_HELP = (
+    "**Keyboard:** `Tab` / `Shift+Tab` move between items and `Space` ticks one; `A` selects every item on the page, "
+    "`D` clears the selection; `Y` confirm · `N` dismiss · `L` relabel (to the label in the form) · `K` keep, "
+    "for the selection; `PageDown` / `PageUp` next and previous page. Shortcuts act when no text box has the focus."
+)
+
+
+def _record(run_id: str, issue_type: str, key: str, suggested: dict[str, str], decision: str) -> None:
+    """Form callback: store ``decision`` for the selected items, then clear the selection."""
     state = st.session_state
     ids = list(state.get(f"{key}_ids") or [])
-    decision = state[f"{key}_decision"]
     label = state.get(f"{key}_label")
     note = (state.get(f"{key}_note") or "").strip() or None
     try:
@@ -288,13 +331,37 @@ def _record(run_id: str, issue_type: str, key: str, suggested: dict[str, str]) -
             stored = sum(store().record_decisions(run_id, g, issue_type, decision, new_label=lbl, note=note, reviewer=reviewer())
                          for lbl, g in groups.items())
         else:
-            new_label = label if decision == "relabel" else None
+            new_label = label if decision == "relabel" and label != "—" else None
             stored = store().record_decisions(run_id, ids, issue_type, decision, new_label=new_label, note=note, reviewer=reviewer())
     except WinnowError as exc:
         state["flash"] = ("error", str(exc))
         return
     state["flash"] = ("success", f"Recorded {decision} for {stored} {issue_type} item(s).")
-    state["selection_nonce"] = state.get("selection_nonce", 0) + 1
+    clear_selection()
+
+
+def clear_selection() -> None:
+    """Forget every tick (a new nonce gives every tick box and table selection a fresh key)."""
+    st.session_state["selection_nonce"] = st.session_state.get("selection_nonce", 0) + 1
+    st.session_state.pop("page_selected", None)
+
+
+def _select_page(ids: list[str], keys: list[str]) -> None:
+    for key in keys:
+        st.session_state[key] = True
+    st.session_state["page_selected"] = list(ids)
+
+
+def page_selection_buttons(ids: list[str], keys: list[str] | None = None) -> list[str]:
+    """"Select page" (A) and "Clear" (D) buttons; returns the ids selected by A (until cleared or decided).
+
+    ``keys`` are the tick boxes of the page's items, ticked by A; a table without tick boxes uses
+    the returned ids instead."""
+    left, right, _ = st.columns([1, 1, 6])
+    left.button("Select page", key="select_page", shortcut="A", on_click=_select_page, args=(ids, keys or []), width="stretch")
+    right.button("Clear", key="clear_selection", shortcut="D", on_click=clear_selection, width="stretch")
+    chosen = st.session_state.get("page_selected") or []
+    return [i for i in ids if i in chosen]
 
 
 def show_flash() -> None:
@@ -306,20 +373,24 @@ def show_flash() -> None:
 
 def decision_form(run: dict[str, Any], issue_type: str, selected: list[str], *, labels: list[str],
                   suggested: dict[str, str] | None = None, key: str = "decide") -> None:
-    """Confirm / dismiss / relabel / keep for the selected items, stored with the sidebar's reviewer."""
+    """Confirm / dismiss / relabel / keep for the selected items, one button (and key) each,
+    stored with the sidebar's reviewer."""
     suggested = suggested or {}
     st.session_state[f"{key}_ids"] = list(selected)
     with st.form(key, border=True):
         st.markdown(f"**Decision for {len(selected)} selected {issue_type} item(s)**"
                     + ("" if selected else " — tick items above first"))
-        left, middle, right = st.columns([3, 2, 3])
-        left.radio("Decision", list(DECISION_LABELS), format_func=DECISION_LABELS.__getitem__, horizontal=True,
-                   key=f"{key}_decision", help="confirm: the issue is real (the item leaves the cleaned set); "
-                   "dismiss: not an issue; relabel: keep it with a new label; keep: real, but keep the item.")
+        left, right = st.columns(2)
         options = ([SUGGESTED] if suggested else []) + labels
-        middle.selectbox("New label (relabel only)", options or ["—"], key=f"{key}_label", accept_new_options=True)
+        left.selectbox("New label (relabel only)", options or ["—"], key=f"{key}_label", accept_new_options=True)
         right.text_input("Note", key=f"{key}_note")
-        st.form_submit_button(f"Record for {len(selected)} item(s)", type="primary", disabled=not selected,
-                              on_click=_record, args=(run["run_id"], issue_type, key, suggested))
+        helps = {"confirmed": "the issue is real: the item leaves the cleaned set", "dismissed": "not an issue: the item stays",
+                 "relabel": "keep the item with the new label above", "keep": "a real issue, but keep the item"}
+        for column, (decision, verb) in zip(st.columns(len(DECISION_LABELS)), DECISION_LABELS.items()):
+            column.form_submit_button(f"{verb.capitalize()} {len(selected)}", key=f"{key}_{decision}", shortcut=DECISION_KEYS[decision],
+                                      type="primary" if decision == "confirmed" else "secondary", disabled=not selected,
+                                      help=helps[decision], on_click=_record, args=(run["run_id"], issue_type, key, suggested, decision),
+                                      width="stretch")
+    st.caption(KEYBOARD_HELP)
     if not reviewer():
         st.caption("No reviewer name in the sidebar: decisions are stored without one.")

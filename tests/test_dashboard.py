@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from winnow.datasets.model import items_frame
+from winnow.errors import WinnowError
 from winnow.findings import make_findings
 from winnow.store import Store
 
@@ -37,7 +39,7 @@ def _image_run(store: Store, folder: Path) -> str:
         [
             make_findings(ids, "exact_duplicate", [0.0, 0.0, 1.0, 0.0], [False, False, True, False],
                           [None, None, "byte-identical to red.png", None], [{}] * 4,
-                          related_item_ids=[None, None, "red.png", None], group_ids=[None, None, "g1", None]),
+                          related_item_ids=[None, None, "red.png", None], group_ids=["exact:red.png", None, "exact:red.png", None]),
             make_findings(ids, "corrupt", [0.0, 0.0, 0.0, 1.0], [False, False, False, True],
                           [None, None, None, "not a readable image"], [{}] * 4),
         ],
@@ -58,7 +60,7 @@ def _text_run(store: Store, dataset: str = "reviews") -> str:
     items = items_frame([{"item_id": k, "modality": "text", "text": v, "content_hash": k, "label": labels[k]} for k, v in texts.items()])
     findings = pd.concat([
         make_findings(list(texts), "near_duplicate", [0.1, 0.0, 0.97], [False, False, True],
-                      [None, None, "near copy of a"], [{}] * 3, related_item_ids=[None, None, "a"], group_ids=[None, None, "near:a"]),
+                      [None, None, "near copy of a"], [{}] * 3, related_item_ids=[None, None, "a"], group_ids=["near:a", None, "near:a"]),
         make_findings(list(texts), "label_error", [0.2, 0.9, 0.1], [False, True, False],
                       [None, "labelled 'fresh' but the data supports 'rotten'", None], [{}] * 3,
                       related_item_ids=[None, "c", None], suggested_labels=[None, "rotten", None]),
@@ -108,9 +110,9 @@ def _open(page: str | None = None, run_id: str | None = None, **state) -> AppTes
     return at
 
 
-def _submit(at: AppTest) -> AppTest:
-    [button] = [b for b in at.button if b.label.startswith("Record for")]
-    button.click().run()
+def _submit(at: AppTest, form: str, decision: str) -> AppTest:
+    """Press the decision button of ``form`` (the buttons behind the Y / N / L / K shortcuts)."""
+    at.button(key=f"{form}_{decision}").click().run()
     assert not at.exception, at.exception
     return at
 
@@ -177,8 +179,7 @@ def test_image_queue_records_one_decision_and_shows_it(db, tmp_path):
     assert any(c.value.startswith("**red_copy.png** · 1.000 · flagged") for c in at.caption)
     assert any("byte-identical to red.png" in c.value for c in at.caption)
     at.checkbox(key="pick_0_exact_duplicate_red_copy.png").check().run()
-    at.radio(key="queue_decide_decision").set_value("confirmed")
-    _submit(at)
+    _submit(at, "queue_decide", "confirmed")
 
     decisions = Store(db).decisions_for(run_id)
     assert decisions[["item_id", "issue_type", "decision", "reviewer"]].values.tolist() == [["red_copy.png", "exact_duplicate", "confirmed", "ada"]]
@@ -191,9 +192,8 @@ def test_text_queue_relabels_a_selection_in_bulk(db):
     at = _open("triage", run_id)
     at.session_state["queue_table_0_outlier"] = {"selection": {"rows": [0, 1, 2], "columns": []}}
     at.run()
-    at.radio(key="queue_decide_decision").set_value("relabel")
     at.selectbox(key="queue_decide_label").set_value("b")
-    _submit(at)
+    _submit(at, "queue_decide", "relabel")
     decisions = Store(db).decisions_for(run_id).sort_values("item_id")
     assert decisions["item_id"].tolist() == ["t57", "t58", "t59"]
     assert set(decisions["decision"]) == {"relabel"} and set(decisions["new_label"]) == {"b"}
@@ -207,9 +207,12 @@ def test_queue_pages_in_score_order(db):
     assert "30 matching outlier findings" in at.caption[0].value or any("30 matching" in c.value for c in at.caption)
     first = _table(at, "item_id")["item_id"].tolist()
     assert first == [f"t{i}" for i in range(59, 35, -1)]  # 24 per page
-    at.number_input(key="queue_page").set_value(2).run()
+    at.button(key="select_page").click().run()  # A: the whole page
+    assert at.button(key="queue_decide_confirmed").label == "Confirm 24"
+    at.button(key="queue_page_next").click().run()  # PageDown
     assert _table(at, "item_id")["item_id"].tolist() == [f"t{i}" for i in range(35, 29, -1)]
     assert any("showing 25–30" in c.value for c in at.caption)
+    assert at.button(key="queue_decide_confirmed").label == "Confirm 0"  # the selection was of page 1
 
 
 def test_queue_filters_flagged_label_score_and_undecided(db):
@@ -244,13 +247,14 @@ def test_decisions_from_an_earlier_run_show_in_a_rerun(db):
 # -- Duplicates, label errors, item detail, export ------------------------------------------------
 
 
-def test_duplicates_page_shows_keeper_and_copy_at_the_same_scale(db, tmp_path):
+def test_duplicates_page_shows_a_group_with_its_keeper_at_the_same_scale(db, tmp_path):
     run_id = _image_run(Store(db), tmp_path / "images")
     at = _open("duplicates", run_id)
-    header = next(m.value for m in at.markdown if "duplicates" in m.value and "similarity" in m.value)
-    assert "**red_copy.png** duplicates **red.png**" in header and "similarity 1.0000" in header and "sha256" in header
-    keeper, copy = [m.value for m in at.markdown if m.value.startswith("*keeper") or m.value.startswith("*duplicate")]
+    header = next(m.value for m in at.markdown if m.value.startswith("**Group"))
+    assert "`exact:red.png`" in header and "2 members" in header and "keeper **red.png** (the first seen)" in header
+    keeper, copy = [m.value for m in at.markdown if m.value.startswith("**keeper") or m.value.startswith("*duplicate")]
     assert "red.png" in keeper and "red_copy.png" in copy
+    assert any("similarity 1.0000 to the keeper · sha256" in c.value and "leaves the cleaned set" in c.value for c in at.caption)
     assert len(at.get("image")) == 2
 
 
@@ -261,9 +265,38 @@ def test_duplicates_page_diffs_texts_and_records_a_decision(db):
     diff = next(m.value for m in at.markdown if m.value.startswith("diff"))
     assert "<del" in diff and "gorgeous," in diff and "<ins" in diff and "family!" in diff
     at.checkbox(key="dup_0_near_duplicate_c").check().run()
-    at.radio(key="dup_decide_decision").set_value("dismissed")
-    _submit(at)
+    _submit(at, "dup_decide", "dismissed")
     assert Store(db).decisions_for(run_id)[["item_id", "decision"]].values.tolist() == [["c", "dismissed"]]
+
+
+def test_changing_the_keeper_is_honoured_by_the_cli_and_the_ui_export(db, tmp_path):
+    from typer.testing import CliRunner
+
+    from winnow.cli import app
+
+    run_id = _image_run(Store(db), tmp_path / "images")
+    at = _open("duplicates", run_id, reviewer="eve")
+    at.button(key="keeper_exact_duplicate_red_copy.png").click().run()
+    assert not at.exception, at.exception
+    assert "red_copy.png is now the keeper of exact:red.png; red.png confirmed as duplicate(s)." in at.success[0].value
+    assert "keeper **red_copy.png** (chosen by a reviewer)" in next(m.value for m in at.markdown if m.value.startswith("**Group"))
+    decisions = Store(db).decisions_for(run_id).sort_values("item_id")
+    assert decisions[["item_id", "decision", "reviewer"]].values.tolist() == [["red.png", "confirmed", "eve"], ["red_copy.png", "keep", "eve"]]
+
+    out = tmp_path / "clean.csv"
+    result = CliRunner().invoke(app, ["export", "--what", "clean", "--out", str(out), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    cli_ids = sorted(pd.read_csv(out)["item_id"])
+    at.switch_page("views/export.py").run()
+    at.radio(key="export_what").set_value("clean").run()
+    next(b for b in at.button if b.label == "Prepare export").click().run()
+    ui_ids = sorted(_table(at, "item_id")["item_id"])
+    assert cli_ids == ui_ids == ["blue.png", "red_copy.png"]  # the old keeper and the broken file are gone
+
+    Store(db).set_keeper(run_id, "exact_duplicate", "exact:red.png", "red.png", reviewer="eve")  # and back
+    assert sorted(Store(db).clean_items(run_id)["item_id"]) == ["blue.png", "red.png"]
+    with pytest.raises(WinnowError, match="not a member"):
+        Store(db).set_keeper(run_id, "exact_duplicate", "exact:red.png", "blue.png")
 
 
 def test_label_errors_page_shows_given_vs_suggested_with_neighbours(db):
@@ -274,9 +307,8 @@ def test_label_errors_page_shows_given_vs_suggested_with_neighbours(db):
     evidence = _table(at, "evidence")
     assert evidence[["item_id", "label", "evidence"]].values.tolist() == [["c", "rotten", "nearest conflicting item"]]
     at.checkbox(key="lab_0_b").check().run()
-    at.radio(key="lab_decide_decision").set_value("relabel")
     assert at.selectbox(key="lab_decide_label").value == "each item's suggested label"
-    _submit(at)
+    _submit(at, "lab_decide", "relabel")
     assert Store(db).decisions_for(run_id)[["item_id", "decision", "new_label"]].values.tolist() == [["b", "relabel", "rotten"]]
 
 
@@ -311,3 +343,124 @@ def test_images_outside_the_source_folder_are_not_served(tmp_path):
     run = {"source": str(tmp_path / "src")}
     assert safe_uri(str(tmp_path / "src" / "a.png"), run) is not None
     assert safe_uri(str(tmp_path / "src" / ".." / "secret.png"), run) is None
+
+
+# -- The unsure band, re-ranking by decisions, the embedding map, drift on the Runs page ------------
+
+
+def _thresholded_run(store: Store, n: int = 40) -> str:
+    """``n`` texts with outlier scores k/n and the detector's threshold 0.75 recorded in each detail:
+    t30 and above are flagged, and t29–t31 lie in the unsure band (±0.039 around 0.75)."""
+    ids = [f"t{k:02d}" for k in range(n)]
+    items = items_frame([{"item_id": i, "modality": "text", "text": f"text {i}", "content_hash": i} for i in ids])
+    scores = [k / n for k in range(n)]
+    findings = make_findings(ids, "outlier", scores, [s >= 0.75 for s in scores], [f"far out ({s})" if s >= 0.75 else None for s in scores],
+                             [{"threshold": 0.75}] * n)
+    run_id = store.create_run(dataset="thresholded", source="t.jsonl", modality="text", config={})
+    store.save_items(run_id, items)
+    store.save_results(run_id, findings, _pairs([]))
+    store.finish_run(run_id, status="completed", counts={"items": n})
+    return run_id
+
+
+def _clustered_run(store: Store, n: int = 40) -> str:
+    """``n`` texts in two embedding clusters (every 4th item in cluster A, the real issues), with
+    off_topic scores that do not know it (a saw-tooth over the ids), flagged above 0.5."""
+    rng = np.random.default_rng(0)
+    ids = [f"c{k:02d}" for k in range(n)]
+    in_a = np.array([k % 4 == 0 for k in range(n)])
+    vectors = np.where(in_a[:, None], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]) + rng.normal(0, 0.05, (n, 3))
+    items = items_frame([{"item_id": i, "modality": "text", "text": f"text {i}", "content_hash": i, "label": "xy"[k % 2]}
+                         for k, i in enumerate(ids)])
+    scores = [((k * 7) % n) / n for k in range(n)]
+    findings = make_findings(ids, "off_topic", scores, [s > 0.5 for s in scores], [f"odd ({s:.2f})" for s in scores], [{}] * n)
+    run_id = store.create_run(dataset="clustered", source="c.jsonl", modality="text", config={})
+    store.save_items(run_id, items)
+    store.save_vectors("toy3", ids, vectors.astype(np.float32))
+    store.mark_stage(run_id, "embed", {"model_id": "toy3", "cached": 30, "computed": 10})
+    store.save_results(run_id, findings, _pairs([]))
+    store.finish_run(run_id, status="completed", counts={"items": n})
+    return run_id
+
+
+def test_unsure_band_is_its_own_queue_and_comes_first(db):
+    store = Store(db)
+    run_id = _thresholded_run(store)
+    at = _open("triage", run_id)
+    assert at.radio(key="queue_mode_outlier").value == "unsure"
+    assert "3 item(s) scored 0.725–0.775, close to the detector's threshold (0.750)" in at.caption[0].value
+    table = _table(at, "item_id")
+    assert table["item_id"].tolist() == ["t31", "t30", "t29"] and table["flagged"].tolist() == [True, True, False]
+    assert table["reason"].iloc[2].startswith("not flagged")  # every item shows a reason
+
+    store.record_decisions(run_id, ["t29", "t30", "t31"], "outlier", "dismissed")
+    st.cache_data.clear()  # the band's counts are cached for a few seconds
+    at = _open("triage", run_id)  # the band is done: a new session starts on the whole queue
+    assert at.radio(key="queue_mode_outlier").value == "ranked"
+    assert _table(at, "item_id")["item_id"].tolist() == [f"t{k}" for k in range(39, 29, -1)]
+
+
+def test_rerank_moves_items_like_the_confirmed_ones_forward_and_counts_reviews_saved(db):
+    store = Store(db)
+    run_id = _clustered_run(store)
+    confirmed, dismissed = ["c00", "c04", "c08"], ["c01", "c02", "c03"]
+    store.record_decisions(run_id, confirmed, "off_topic", "confirmed")
+    store.record_decisions(run_id, dismissed, "off_topic", "dismissed")
+    at = _open("triage", run_id)
+    at.checkbox(key="queue_flagged").uncheck().run()
+    at.selectbox(key="queue_page_size").set_value(48).run()
+    before = _table(at, "item_id")["item_id"].tolist()
+    at.toggle(key="queue_rerank").set_value(True).run()
+    assert not at.exception, at.exception
+    assert any("re-ranked by your decisions" in c.value for c in at.caption)
+    after = _table(at, "item_id")["item_id"].tolist()
+    undecided_a = [f"c{k:02d}" for k in range(12, 40, 4)]
+    assert sorted(after[:7]) == undecided_a and before[:7] != after[:7]  # cluster A's undecided items lead
+    assert set(after[-6:]) == set(confirmed + dismissed)  # decided items go last
+    at.button(key="replay").click().run()
+    [saved] = [m for m in at.metric if m.label == "Reviews saved"]
+    assert int(saved.value) >= 0 and any("Replaying your 6 decisions" in c.value for c in at.caption)
+
+
+def test_rerank_waits_for_two_decisions_of_each_kind(db):
+    run_id = _clustered_run(Store(db))
+    Store(db).record_decisions(run_id, ["c00"], "off_topic", "confirmed")
+    at = _open("triage", run_id, queue_rerank=True)
+    assert any("at least two items each" in i.value for i in at.info)
+
+
+def test_embedding_map_lists_the_items_of_a_selected_region(db):
+    run_id = _clustered_run(Store(db))
+    at = _open("map", run_id)
+    assert "40 items drawn" in at.caption[0].value
+    assert any("Select a region" in i.value for i in at.info)
+    at.session_state["map_chart"] = {"selection": {"region": {"x": [-10.0, 10.0], "y": [-10.0, 10.0]}}}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.subheader[0].value == "40 item(s) in the selected region"
+    assert len(_table(at, "issues")) == 40
+    at.radio(key="map_colour").set_value("label").run()
+    assert not at.exception, at.exception
+
+
+def test_embedding_map_without_vectors_says_so(db):
+    run_id = _ranked_run(Store(db))
+    at = _open("map", run_id)
+    assert "embeddings are not in the database" in at.info[0].value
+
+
+def test_runs_page_shows_drift_and_the_embedding_cache(db):
+    from winnow.findings import RUN_ITEM_ID
+
+    store = Store(db)
+    run_id = _clustered_run(store)
+    drift = make_findings([RUN_ITEM_ID], "drift", [0.99], [True], ["drift: embedding MMD below α/2 = 0.025"],
+                          [{"alpha": 0.05, "p_value": 0.006, "p_values": {"mmd": 0.003, "ks": 0.4}, "effects": {"mmd2": 0.12, "ks_max": 0.1},
+                            "samples": {"reference_tested": 40, "batch_tested": 40}}])
+    store.save_results(run_id, pd.concat([store.findings(run_id), drift], ignore_index=True), _pairs([]))
+    store.finish_run(run_id, status="completed", counts={"items": 40, "drift": {"reference": "20260101-000000-abcdef"}})
+    at = _open(run_id=run_id)
+    assert "embedding cache: 75% hits (30 of 40 vectors) · model `toy3`" in [c.value for c in at.caption]
+    assert at.error[0].value.startswith("**Drift** against run 20260101-000000-abcdef: drift: embedding MMD")
+    tests = _table(at, "p-value")
+    assert tests[["test", "p-value"]].values.tolist() == [["embedding MMD", 0.003], ["PCA-KS", 0.4]]

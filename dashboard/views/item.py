@@ -36,7 +36,8 @@ if run is not None:
         findings = history["findings"]
         here = findings[findings["run_id"] == run["run_id"]]
         st.markdown("**Findings in the chosen run** (every issue type scored; flagged first)")
-        st.dataframe(here[["issue_type", "score", "flagged", "reason", "related_item_id", "suggested_label"]], hide_index=True,
+        shown = here[["issue_type", "score", "flagged", "reason", "related_item_id", "suggested_label"]].assign(reason=here["reason"].fillna("(not flagged)"))
+        st.dataframe(shown, hide_index=True,
                      column_config={"score": st.column_config.NumberColumn(format="%.3f"), "reason": st.column_config.TextColumn(width="large")})
         st.markdown("**Decisions** (newest first, any run of the dataset)")
         decisions = history["decisions"]

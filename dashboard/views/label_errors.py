@@ -1,4 +1,4 @@
-"""Label errors: given vs suggested label, with the nearest items that carry the suggested label."""
+"""Label errors: given vs suggested label, with the nearest items of each of the two classes as evidence."""
 
 from __future__ import annotations
 
@@ -7,35 +7,15 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import ui
-from winnow.stages import load_vectors
-from winnow.store import Store
 
 PAGE_SIZE = 8
-NEIGHBOURS = 4
-MAX_VECTORS = 200_000
-
-
-@st.cache_resource(show_spinner="Loading the run's embeddings…", max_entries=1)
-def run_vectors(db: str, run_id: str) -> tuple[pd.DataFrame, np.ndarray] | None:
-    """The run's embedded items and their unit-normalised vectors, or ``None`` when not cached."""
-    store = Store(db, lock_timeout=ui.LOCK_TIMEOUT_S)
-    model_id = store.stages(run_id).get("embed", {}).get("model_id")
-    if not model_id:
-        return None
-    items = store.load_items(run_id)
-    if len(items) > MAX_VECTORS:
-        return None
-    embedded, vectors = load_vectors(store, items, model_id)
-    if embedded.empty:
-        return None
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return embedded, vectors / np.where(norms == 0, 1, norms)
+NEIGHBOURS = 3
 
 
 def neighbours_with_label(db: str, run_id: str, item_id: str, label: str, k: int = NEIGHBOURS) -> list[tuple[str, float]]:
     """The ``k`` items labelled ``label`` nearest to ``item_id`` by cosine similarity (empty when the
     run's vectors are not available)."""
-    loaded = run_vectors(db, run_id)
+    loaded = ui.run_vectors(db, run_id)
     if loaded is None:
         return []
     embedded, vectors = loaded
@@ -50,14 +30,16 @@ def neighbours_with_label(db: str, run_id: str, item_id: str, label: str, k: int
     return [(str(embedded["item_id"].iloc[candidates[i]]), float(similarity[i])) for i in top]
 
 
-def show_evidence(run: dict, row, neighbours: list[tuple[str, float]], items: pd.DataFrame) -> None:
-    """The nearest conflicting item (``related_item_id``) and the nearest items carrying the suggested label."""
-    ids = list(dict.fromkeys(([row.related_item_id] if isinstance(row.related_item_id, str) else []) + [n for n, _ in neighbours]))
+def show_evidence(run: dict, row, neighbours: list[tuple[str, float]], items: pd.DataFrame, label: str, role: str) -> None:
+    """The nearest items carrying ``label`` (``role``: "suggested" or "given"); for the suggested label,
+    the nearest conflicting item (``related_item_id``) first."""
+    related = [row.related_item_id] if role == "suggested" and isinstance(row.related_item_id, str) else []
+    ids = list(dict.fromkeys(related + [n for n, _ in neighbours]))
     if not ids:
-        st.caption("no neighbour evidence stored for this item")
+        st.caption(f"no neighbours labelled **{label}** ({role})")
         return
     similarity = dict(neighbours)
-    st.caption(f"nearest items labelled **{row.suggested_label}**")
+    st.caption(f"nearest items labelled **{label}** (the {role} label)")
     if run["modality"] == "image":
         for column, item_id in zip(st.columns(len(ids)), ids):
             with column:
@@ -89,8 +71,9 @@ def show_finding(run: dict, row, items: pd.DataFrame, nonce: int) -> bool:
         with left:
             ui.show_item(run, items.loc[row.item_id] if row.item_id in items.index else None, px=128)
         with right:
-            neighbours = neighbours_with_label(ui.db_path(), run["run_id"], row.item_id, row.suggested_label)
-            show_evidence(run, row, neighbours, items)
+            for label, role in ((row.suggested_label, "suggested"), (row.label, "given")):
+                neighbours = neighbours_with_label(ui.db_path(), run["run_id"], row.item_id, label)
+                show_evidence(run, row, neighbours, items, label, role)
         return st.checkbox("select", key=f"lab_{nonce}_{row.item_id}")
 
 
@@ -115,7 +98,8 @@ if run is not None:
     ui.show_flash()
     wanted = list(page["item_id"]) + [r for r in page["related_item_id"] if isinstance(r, str)]
     for row in page.itertuples():
-        wanted += [n for n, _ in neighbours_with_label(ui.db_path(), run["run_id"], row.item_id, row.suggested_label)]
+        for label in (row.suggested_label, row.label):
+            wanted += [n for n, _ in neighbours_with_label(ui.db_path(), run["run_id"], row.item_id, label)]
     items = store.get_items(run["run_id"], list(dict.fromkeys(wanted))).set_index("item_id", drop=False)
     nonce = ui.selection_nonce()
     selected = [row.item_id for row in page.itertuples() if show_finding(run, row, items, nonce)]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from dashboard import ui
+from winnow.findings import RUN_ITEM_ID
+
+TESTS = {"mmd": ("embedding MMD", "mmd2", "MMD²"), "ks": ("PCA-KS", "ks_max", "max KS"), "labels": ("label chi-squared", "cramers_v", "Cramér's V")}
 
 
 def runs_table(runs: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
@@ -69,10 +74,51 @@ def show_trend(run: dict, counts: pd.DataFrame) -> None:
     st.altair_chart(chart, width="stretch")
 
 
+def cache_line(embed: dict) -> str | None:
+    """The embedding cache's hit rate from the run's ``embed`` stage detail, when it says."""
+    rate = embed.get("cache_hit_rate")
+    cached, computed = embed.get("cached"), embed.get("computed")
+    if rate is None and isinstance(cached, int) and isinstance(computed, int) and cached + computed:
+        rate = cached / (cached + computed)
+    if rate is None:
+        return None
+    counts = f" ({cached:,} of {cached + computed:,} vectors)" if isinstance(cached, int) and isinstance(computed, int) else ""
+    return f"embedding cache: {float(rate):.0%} hits{counts}" + (f" · model `{embed['model_id']}`" if embed.get("model_id") else "")
+
+
+def show_drift(run: dict) -> None:
+    """The run-level drift finding: the decision, and each test's p-value and effect size."""
+    drift = ui.store().findings(run["run_id"], issue_type="drift")
+    drift = drift[drift["item_id"] == RUN_ITEM_ID]
+    if drift.empty:
+        return
+    finding = drift.iloc[0]
+    detail = json.loads(finding["detail"] or "{}")
+    reference = (run.get("counts") or {}).get("drift", {}).get("reference")
+    against = f" against run {reference}" if reference else ""
+    box = st.container(border=True)
+    (box.error if finding["flagged"] else box.success)(
+        f"**{'Drift' if finding['flagged'] else 'No drift'}**{against}: {finding['reason'] or ''}")
+    p_values, effects = detail.get("p_values") or {}, detail.get("effects") or {}
+    order = [t for t in TESTS if t in p_values] + sorted(set(p_values) - set(TESTS))
+    rows = [{"test": TESTS.get(t, (t,))[0], "p-value": p_values[t], "effect": TESTS[t][2] if t in TESTS else "",
+             "effect size": effects.get(TESTS[t][1]) if t in TESTS else None} for t in order]
+    if rows:
+        box.dataframe(pd.DataFrame(rows), hide_index=True,
+                      column_config={"p-value": st.column_config.NumberColumn(format="%.3g"), "effect size": st.column_config.NumberColumn(format="%.3g")})
+    samples = detail.get("samples") or {}
+    box.caption(f"α = {detail.get('alpha', '?')} (Bonferroni over the tests); combined p = {detail.get('p_value', float('nan')):.3g}"
+                + (f"; {samples.get('reference_tested', '?')} reference and {samples.get('batch_tested', '?')} batch items tested" if samples else ""))
+
+
 def show_run(run: dict) -> None:
-    """The chosen run: status and one tile per issue type (flagged of scored, decided)."""
+    """The chosen run: status, embedding cache, drift and one tile per issue type (flagged of scored, decided)."""
     st.subheader(f"Run {run['run_id']}")
     st.caption(f"{run['dataset']} · {run['modality']} · source `{run['source']}` · {run['status']}")
+    cache = cache_line(ui.store().stages(run["run_id"]).get("embed") or {})
+    if cache:
+        st.caption(cache)
+    show_drift(run)
     if run["status"] != "completed":
         st.warning(f"Run {run['run_id']} is {run['status']}" + (f": {run['error']}" if run.get("error") else "."))
     counts = ui.load_counts(ui.db_path(), run["run_id"])
@@ -80,7 +126,8 @@ def show_run(run: dict) -> None:
         st.info("This run has no findings yet.")
         return
     decided = ui.store().decisions_for(run["run_id"]).groupby("issue_type").size()
-    for column, row in zip(st.columns(len(counts)), counts.itertuples()):
+    counts = counts[counts["issue_type"] != "drift"]  # run level: shown above
+    for column, row in zip(st.columns(max(len(counts), 1)), counts.itertuples()):
         tile = column.container(border=True)
         tile.metric(row.issue_type, int(row.flagged))
         tile.caption(f"flagged of {row.scored} scored · {int(decided.get(row.issue_type, 0))} decided")

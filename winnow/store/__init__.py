@@ -566,3 +566,98 @@ class Store:
                 'SELECT * FROM decisions WHERE dataset = $dataset AND item_id = $item ORDER BY "at" DESC', params=params
             ).df()
         return {"items": items, "findings": findings, "decisions": decisions}
+
+    # -- dashboard review aids: score distributions (the unsure band), duplicate groups, keepers --
+
+    def score_distribution(self, run_id: str, issue_type: str) -> dict[str, Any]:
+        """Every finding's ``scores``, ``flagged`` and ``decided`` (whether a decision applies; arrays)
+        of one issue type of a run, and the ``threshold`` the detector recorded in
+        ``detail.threshold`` (``None`` where it records none)."""
+        params = {"run": run_id, "issue_type": issue_type}
+        with self.connect(read_only=True) as con:
+            dataset = con.execute("SELECT dataset FROM runs WHERE run_id = ?", [run_id]).fetchall()
+            if not dataset:
+                raise RunNotFound(f"no run {run_id!r} in {self.path}; `winnow runs` lists the runs.")
+            frame = con.sql(
+                f"""WITH {self._LATEST_DECISIONS}
+                SELECT f.score, f.flagged, d.decision IS NOT NULL AS decided FROM findings f
+                LEFT JOIN items i ON i.run_id = f.run_id AND i.item_id = f.item_id
+                LEFT JOIN latest d ON d.issue_type = f.issue_type AND {self._DECISION_APPLIES}
+                WHERE f.run_id = $run AND f.issue_type = $issue_type""",
+                params={**params, "dataset": dataset[0][0]},
+            ).df()
+            recorded = con.sql(
+                "SELECT TRY_CAST(json_extract_string(detail, '$.threshold') AS DOUBLE) AS t FROM findings "
+                "WHERE run_id = $run AND issue_type = $issue_type LIMIT 1", params=params,
+            ).df()
+        threshold = recorded["t"].iloc[0] if len(recorded) else None
+        return {"scores": frame["score"].to_numpy(np.float64), "flagged": frame["flagged"].to_numpy(bool),
+                "decided": frame["decided"].to_numpy(bool), "threshold": None if threshold is None or pd.isna(threshold) else float(threshold)}
+
+    def duplicate_groups(
+        self, run_id: str, issue_type: str, *, undecided_only: bool = False, limit: int = 10, offset: int = 0,
+    ) -> tuple[pd.DataFrame, int]:
+        """One page of a run's duplicate groups of ``issue_type`` (most similar copy first) with
+        every member, and how many groups match.
+
+        Rows are members: the finding's columns, the item's ``label, uri, text, content_hash,
+        metadata, error, ordinal``, the decision that applies (``decision, new_label, reviewer,
+        decided_at``), ordered by group, then the detector's keeper (the unflagged member), then
+        ingest order. ``undecided_only`` keeps groups with a flagged member nobody has decided on.
+        """
+        dataset = self.get_run(run_id)["dataset"]
+        params: dict[str, Any] = {"run": run_id, "issue_type": issue_type, "dataset": dataset}
+        members = f"""
+            SELECT f.*, i.label, i.uri, i.text, i.content_hash, i.metadata, i.error, i.ordinal,
+                   d.decision, d.new_label, d.reviewer, d."at" AS decided_at
+            FROM findings f
+            LEFT JOIN items i ON i.run_id = f.run_id AND i.item_id = f.item_id
+            LEFT JOIN latest d ON d.issue_type = f.issue_type AND {self._DECISION_APPLIES}
+            WHERE f.run_id = $run AND f.issue_type = $issue_type AND f.group_id IS NOT NULL"""
+        groups = f"""
+            grouped AS (
+                SELECT group_id, max(score) AS top, count(*) FILTER (WHERE flagged AND decision IS NULL) AS undecided
+                FROM ({members}) GROUP BY group_id {'HAVING undecided > 0' if undecided_only else ''}
+            )"""
+        with self.connect(read_only=True) as con:
+            total = con.sql(f"WITH {self._LATEST_DECISIONS}, {groups} SELECT count(*) AS n FROM grouped", params=params).df()
+            page = con.sql(
+                f"""WITH {self._LATEST_DECISIONS}, {groups},
+                page AS (SELECT group_id, top FROM grouped ORDER BY top DESC, group_id LIMIT $limit OFFSET $offset)
+                SELECT m.* EXCLUDE (run_id) FROM ({members}) m JOIN page p USING (group_id)
+                ORDER BY p.top DESC, m.group_id, m.flagged, m.ordinal, m.item_id""",
+                params={**params, "limit": max(int(limit), 0), "offset": max(int(offset), 0)},
+            ).df()
+        return page, int(total["n"].iloc[0])
+
+    def set_keeper(self, run_id: str, issue_type: str, group_id: str, item_id: str, *, reviewer: str | None = None) -> list[str]:
+        """Make ``item_id`` the member of duplicate group ``group_id`` that stays, in one transaction.
+
+        Records ``keep`` on the new keeper and ``confirmed`` (a real duplicate: it leaves the
+        cleaned set) on every other member that was staying as a keeper: the detector's keeper
+        (the unflagged member) unless it is already confirmed, and any member kept by an earlier
+        decision. Flagged copies keep their own decisions. Returns the ids confirmed. Decisions
+        are keyed like :meth:`record_decisions`, so ``clean_items`` and the export honour them.
+        """
+        dataset = self.get_run(run_id)["dataset"]
+        params = {"run": run_id, "issue_type": issue_type, "dataset": dataset, "group": group_id}
+        with self.transaction() as con:
+            members = con.sql(
+                f"""WITH {self._LATEST_DECISIONS}
+                SELECT f.item_id, f.flagged, i.content_hash, d.decision FROM findings f
+                JOIN items i ON i.run_id = f.run_id AND i.item_id = f.item_id
+                LEFT JOIN latest d ON d.issue_type = f.issue_type AND {self._DECISION_APPLIES}
+                WHERE f.run_id = $run AND f.issue_type = $issue_type AND f.group_id = $group""",
+                params=params,
+            ).df()
+            if item_id not in set(members["item_id"]):
+                raise WinnowError(f"{item_id!r} is not a member of {issue_type} group {group_id!r} in run {run_id}; nothing was recorded.")
+            staying = members[(members["item_id"] != item_id) & (
+                ((~members["flagged"]) & (members["decision"].fillna("") != "confirmed")) | (members["decision"] == "keep"))]
+            at = _now()
+            note = f"keeper of {group_id} changed to {item_id}"
+            new = members[members["item_id"] == item_id].iloc[0]
+            rows = [[dataset, item_id, new["content_hash"], issue_type, "keep", None, note, reviewer, at]]
+            rows += [[dataset, r.item_id, r.content_hash, issue_type, "confirmed", None, note, reviewer, at] for r in staying.itertuples()]
+            con.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return list(staying["item_id"])
