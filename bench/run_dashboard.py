@@ -36,8 +36,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,15 +44,13 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from tests.live_dashboard import CHROMIUM, CHROMIUM_ARGS, SCRIPT_DONE, dashboard_server
 from winnow.datasets.model import items_frame
 from winnow.findings import empty_pairs, make_findings
 from winnow.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
 GOAL_SECONDS = 2.0
 PAGE = 24
 DECISIONS = 1_000
@@ -124,32 +120,20 @@ def chromium_renders(db: Path, run_id: str, repeats: int) -> dict[str, list[floa
     run (until its button shows), which runs only the sidebar — Streamlit's own cost of a first load."""
     from playwright.sync_api import sync_playwright
 
-    from tests.reliability.test_concurrency import free_port, wait_for_http
-
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "winnow.cli", "dashboard", "--db", str(db), "--port", str(port)],
-                              env={**os.environ, "WINNOW_DB": str(db)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
     pages = {"triage": (f"triage?run={run_id}", "matching outlier findings"), "floor": (f"export?run={run_id}", "Prepare export")}
     times: dict[str, list[float]] = {name: [] for name in pages}
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_for_http(url + "_stcore/health")
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-            for _ in range(repeats):
-                for name, (path, text) in pages.items():
-                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                    started = time.perf_counter()
-                    page.goto(url + path)
-                    page.get_by_text(text).first.wait_for(timeout=120_000)
-                    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
-                    times[name].append(time.perf_counter() - started)
-                    page.close()
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with dashboard_server(db) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        for _ in range(repeats):
+            for name, (path, text) in pages.items():
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                started = time.perf_counter()
+                page.goto(url + path)
+                page.get_by_text(text).first.wait_for(timeout=120_000)
+                page.wait_for_function(SCRIPT_DONE, timeout=120_000)
+                times[name].append(time.perf_counter() - started)
+                page.close()
+        browser.close()
     return times
 
 

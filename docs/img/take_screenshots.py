@@ -4,7 +4,7 @@ Usage, from the repository root (needs Debian's ``chromium`` and about two minut
 
     winnow demo --out /tmp/demo_dash
     winnow audit /tmp/demo_dash/images --db /tmp/demo_dash/winnow.duckdb --name demo-images --reference previous
-    python docs/img/take_screenshots.py /tmp/demo_dash [DB]   # DB: default /tmp/demo_dash/winnow.duckdb
+    PYTHONPATH=. python docs/img/take_screenshots.py /tmp/demo_dash [DB]   # DB: default /tmp/demo_dash/winnow.duckdb
 
 The second audit re-reads the images (every vector comes from the cache) and tests them for drift
 against the first, so the Runs page has a cache hit rate and a drift finding to show. The script
@@ -17,20 +17,16 @@ from __future__ import annotations
 
 import json
 import re
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
+from tests.live_dashboard import CHROMIUM, CHROMIUM_ARGS, dashboard_server
 from winnow.store import Store
 
 HERE = Path(__file__).resolve().parent
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
-PORT = 8765
 
 
 def record_decisions(store: Store, demo: Path) -> dict[str, str]:
@@ -76,57 +72,49 @@ def shoot(page: Page, url: str, name: str, *, before=None) -> None:
 
 def main(demo: Path, db: Path) -> None:
     runs = record_decisions(Store(db), demo)
-    server = subprocess.Popen([sys.executable, "-m", "winnow.cli", "dashboard", "--db", str(db), "--port", str(PORT)],
-                              env={**os.environ, "WINNOW_DB": str(db)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{PORT}/"
-    try:
-        time.sleep(5)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1440, "height": 1100})
-            images, texts = runs["demo-images"], runs["demo-texts"]
-            shoot(page, f"{base}?run={images}", "dashboard.png")
-            shoot(page, f"{base}triage?run={images}", "dashboard-triage.png")
+    with dashboard_server(db) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1100})
+        images, texts = runs["demo-images"], runs["demo-texts"]
+        shoot(page, f"{base}?run={images}", "dashboard.png")
+        shoot(page, f"{base}triage?run={images}", "dashboard-triage.png")
 
-            def rerank(p: Page) -> None:
-                p.get_by_text("Re-rank undecided items by my decisions").click()
-                settle(p)
-                p.get_by_role("button", name="Estimate reviews saved").click()
+        def rerank(p: Page) -> None:
+            p.get_by_text("Re-rank undecided items by my decisions").click()
+            settle(p)
+            p.get_by_role("button", name="Estimate reviews saved").click()
 
-            def off_topic(p: Page) -> None:
-                p.locator(".st-key-queue_issue").click()
-                p.get_by_role("option", name=re.compile("^off_topic")).click()
+        def off_topic(p: Page) -> None:
+            p.locator(".st-key-queue_issue").click()
+            p.get_by_role("option", name=re.compile("^off_topic")).click()
 
-            page.goto(f"{base}triage?run={texts}")
-            settle(page)
-            off_topic(page)
-            settle(page)
-            page.get_by_text("Everything, highest score first").click()
-            settle(page)
-            page.get_by_text("flagged only").click()
-            settle(page)
-            rerank(page)
-            settle(page)
-            page.screenshot(path=str(HERE / "dashboard-rerank.png"))
-            print("wrote", HERE / "dashboard-rerank.png")
+        page.goto(f"{base}triage?run={texts}")
+        settle(page)
+        off_topic(page)
+        settle(page)
+        page.get_by_text("Everything, highest score first").click()
+        settle(page)
+        page.get_by_text("flagged only").click()
+        settle(page)
+        rerank(page)
+        settle(page)
+        page.screenshot(path=str(HERE / "dashboard-rerank.png"))
+        print("wrote", HERE / "dashboard-rerank.png")
 
-            shoot(page, f"{base}duplicates?run={images}", "dashboard-duplicates.png",
-                  before=lambda p: p.get_by_text("near_duplicate (").click())
-            shoot(page, f"{base}label_errors?run={images}", "dashboard-label-errors.png")
+        shoot(page, f"{base}duplicates?run={images}", "dashboard-duplicates.png",
+              before=lambda p: p.get_by_text("near_duplicate (").click())
+        shoot(page, f"{base}label_errors?run={images}", "dashboard-label-errors.png")
 
-            def region(p: Page) -> None:
-                box = p.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").first.bounding_box()
-                p.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.15)
-                p.mouse.down()
-                p.mouse.move(box["x"] + box["width"] * 0.95, box["y"] + box["height"] * 0.6, steps=8)
-                p.mouse.up()
+        def region(p: Page) -> None:
+            box = p.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").first.bounding_box()
+            p.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.15)
+            p.mouse.down()
+            p.mouse.move(box["x"] + box["width"] * 0.95, box["y"] + box["height"] * 0.6, steps=8)
+            p.mouse.up()
 
-            shoot(page, f"{base}map?run={images}", "dashboard-map.png", before=region)
-            shoot(page, f"{base}item?run={images}&item=shirt/digit_6.png", "dashboard-item.png")
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        shoot(page, f"{base}map?run={images}", "dashboard-map.png", before=region)
+        shoot(page, f"{base}item?run={images}&item=shirt/digit_6.png", "dashboard-item.png")
+        browser.close()
 
 
 if __name__ == "__main__":

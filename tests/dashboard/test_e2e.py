@@ -6,23 +6,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from tests.conftest import fashion_images
-from tests.reliability.test_concurrency import CHROMIUM, free_port, render_dashboard, wait_for_http
+from tests.live_dashboard import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, dashboard_server, render_dashboard
 from winnow.datasets.model import items_frame
 from winnow.findings import empty_pairs, make_findings
 from winnow.store import Store
-
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
-
 
 def _demo_run(db: Path, folder: Path) -> tuple[str, list[str]]:
     """Twelve real Fashion-MNIST images with off_topic scores (the top four flagged), through the store."""
@@ -50,22 +43,14 @@ def _key_class(key: str) -> str:
     return "st-key-" + "".join(c if c.isalnum() or c in "_-" else "-" for c in key)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it")
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
 def test_a_reviewer_records_decisions_by_click_and_by_keyboard_in_chromium(tmp_path):
     from playwright.sync_api import sync_playwright
 
     db = tmp_path / "e2e.duckdb"
     run_id, ids = _demo_run(db, tmp_path / "images")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "winnow.cli", "dashboard", "--db", str(db), "--port", str(port)],
-        env={**os.environ, "WINNOW_DB": str(db)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        assert wait_for_http(url + "_stcore/health") == 200
+    with dashboard_server(db) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         text = render_dashboard(page, f"{url}triage?run={run_id}")
         assert "Triage queue" in text and "4 matching off_topic findings" in text
@@ -82,11 +67,7 @@ def test_a_reviewer_records_decisions_by_click_and_by_keyboard_in_chromium(tmp_p
         page.locator("h1").click()  # … move the focus off the tick box, and press K
         page.keyboard.press("k")
         page.get_by_text("Recorded keep for 1 off_topic item(s).").wait_for(timeout=30_000)
-    finally:
         browser.close()
-        playwright.stop()
-        server.terminate()
-        server.wait(timeout=30)
 
     decisions = Store(db).decisions_for(run_id).set_index("item_id")
     assert decisions.loc[ids[0], ["issue_type", "decision", "reviewer"]].tolist() == ["off_topic", "confirmed", "e2e-reviewer"]

@@ -12,7 +12,6 @@ AppTest keep working while the audits write. A writer that cannot get the lock i
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from streamlit.testing.v1 import AppTest
 
 import winnow.store
 from tests.conftest import fashion_images
+from tests.live_dashboard import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, dashboard_server, render_dashboard
 from winnow.errors import StoreLocked
 from winnow.store import Store
 
@@ -101,33 +101,6 @@ class Reader(threading.Thread):
             time.sleep(self.pause)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_http(url: str, timeout: float = 60) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.status
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
-
-
-def render_dashboard(page, url: str) -> str:
-    """Load the real dashboard in Chromium and return the rendered text once the app has run."""
-    page.goto(url)
-    page.wait_for_selector("text=Database:", timeout=60_000)
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)  # script finished
-    assert page.locator('[data-testid="stException"]').count() == 0, page.inner_text("body")[-2000:]
-    return page.inner_text("body")
-
-
 def assert_complete(store: Store, run_id: str, n_items: int) -> None:
     """The run completed with every item scored once for every issue type, and its summary agrees."""
     run = store.get_run(run_id)
@@ -146,11 +119,8 @@ def percentiles(times: list[float]) -> str:
     return f"n={len(t)} p50={np.percentile(t, 50):.0f} ms p95={np.percentile(t, 95):.0f} ms max={t.max():.0f} ms"
 
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; .ci/run installs it
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it")
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
 def test_two_audits_readers_and_the_dashboard_share_one_file(folders, tmp_path, audit_env, monkeypatch):
     started = time.monotonic()
     db = tmp_path / "shared.duckdb"
@@ -158,57 +128,47 @@ def test_two_audits_readers_and_the_dashboard_share_one_file(folders, tmp_path, 
     spy = LockSpy(monkeypatch)
     monkeypatch.setenv("WINNOW_DB", str(db))
 
-    port = free_port()
-    dashboard = subprocess.Popen(
-        [sys.executable, "-m", "winnow.cli", "dashboard", "--db", str(db), "--port", str(port)],
-        env={**audit_env, "WINNOW_DB": str(db)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )
     from playwright.sync_api import sync_playwright
 
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
     reader = Reader(db, pause=0.0)
-    audits = []
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        assert wait_for_http(url + "_stcore/health") == 200
-        page = browser.new_page()
-        assert "no runs yet" in render_dashboard(page, url)
+    audits: list[subprocess.Popen] = []
+    with dashboard_server(db, env=audit_env) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            assert "no runs yet" in render_dashboard(page, url)
 
-        reader.start()
-        audits = [
-            subprocess.Popen(
-                [sys.executable, "-m", "winnow.cli", "audit", str(folder), "--db", str(db), "--shard-size", "10", "--batch-size", "5", "--json"],
-                env=audit_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            )
-            for folder in folders
-        ]
-        app_times, http_statuses, renders, texts = [], [], [], []
-        while any(a.poll() is None for a in audits):
-            t = time.perf_counter()
-            at = AppTest.from_file(str(APP), default_timeout=60)
-            at.run()
-            assert not at.exception, at.exception
-            if "run" in at.session_state:  # a run exists: open its triage queue too
-                at.switch_page("views/triage.py").run()
+            reader.start()
+            audits = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "winnow.cli", "audit", str(folder), "--db", str(db), "--shard-size", "10", "--batch-size", "5", "--json"],
+                    env=audit_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                )
+                for folder in folders
+            ]
+            app_times, http_statuses, renders, texts = [], [], [], []
+            while any(a.poll() is None for a in audits):
+                t = time.perf_counter()
+                at = AppTest.from_file(str(APP), default_timeout=60)
+                at.run()
                 assert not at.exception, at.exception
-            app_times.append(time.perf_counter() - t)
-            with urllib.request.urlopen(url, timeout=30) as response:
-                http_statuses.append(response.status)
-            t = time.perf_counter()
-            texts.append(render_dashboard(page, url))
-            renders.append(time.perf_counter() - t)
-        outputs = [a.communicate() for a in audits]
-    finally:
-        reader.stop.set()
-        reader.join(timeout=60)
-        for a in audits:
-            if a.poll() is None:
-                a.kill()
-        browser.close()
-        playwright.stop()
-        dashboard.terminate()
-        dashboard.wait(timeout=30)
+                if "run" in at.session_state:  # a run exists: open its triage queue too
+                    at.switch_page("views/triage.py").run()
+                    assert not at.exception, at.exception
+                app_times.append(time.perf_counter() - t)
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    http_statuses.append(response.status)
+                t = time.perf_counter()
+                texts.append(render_dashboard(page, url))
+                renders.append(time.perf_counter() - t)
+            outputs = [a.communicate() for a in audits]
+        finally:
+            reader.stop.set()
+            reader.join(timeout=60)
+            for a in audits:
+                if a.poll() is None:
+                    a.kill()
+            browser.close()
     wall = time.monotonic() - started
 
     for audit, (out, err) in zip(audits, outputs):
@@ -270,3 +230,18 @@ def test_a_writer_that_cannot_get_the_lock_says_what_to_do_and_one_that_waits_ge
         holder.kill()
         holder.wait()
     assert set(store.stages(run_id)) == {"ingest"}
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
+def test_several_reviewers_at_once_each_get_their_page(tmp_path):
+    """Three Chromium sessions load the triage queue of a 2,000-finding run at the same time, twice
+    each; every load renders without an error (``make bench-reliability``: 20 sessions, 100k findings)."""
+    from bench.loadtest import load_pages
+    from bench.run_dashboard import ISSUE, build_run
+
+    db = tmp_path / "many.duckdb"
+    run_id = build_run(db, 2_000, seed=0)
+    with dashboard_server(db) as url:
+        load = load_pages(f"{url}triage?run={run_id}", f"matching {ISSUE} findings", sessions=3, rounds=2)
+    print(f"\n3 sessions × 2 loads: {load.summary()}")
+    assert load.errors == [] and len(load.times) == 6

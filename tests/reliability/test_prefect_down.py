@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.reliability.test_concurrency import free_port
+from tests.live_dashboard import free_port
 from winnow.store import Store
 
 

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from tests.reliability.test_concurrency import free_port, wait_for_http
+from tests.live_dashboard import free_port, wait_for_http
 from winnow.errors import ConfigError, WinnowError
 from winnow.findings import FINDINGS_COLUMNS, empty_pairs
 from winnow.store import Store
