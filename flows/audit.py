@@ -1,30 +1,45 @@
-"""The audit flow: ingest → measure → embed → detect → store, one Prefect task per stage.
+"""The audit flow: ingest → measure → embed → detect → store, as Prefect tasks.
 
 1. open (or resume) a run in the store
 2. ingest the source and commit its items
 3. measure image / text properties (quality, perceptual hashes) of content not measured before
 4. embed each shard of items not in the embedding cache, committing vectors shard by shard
-5. run the table's Great Expectations suite when one is given (``--suite``)
-6. build the kNN graph once and run every detector and check on it
-7. with ``--reference``: test the batch's embeddings and labels for drift against the reference run
-8. commit findings, pairs and check results, publish a markdown summary artifact, mark the run completed
+5. run the table's Great Expectations suite when one is given (``--suite``); Prefect caches it
+6. with ``--reference``: load the reference corpus and search it, chunk by chunk, for each item's
+   nearest reference contents
+7. build the kNN graph once and run each detector as a task of its own
+8. with ``--reference``: test the batch's embeddings and labels for drift against the reference run
+9. commit findings, pairs and check results, publish a markdown summary artifact, mark the run
+   completed — or ``failed-checks`` (a failed flow run) when a ``--blocking`` check failed
 
-Runs with no Prefect server (Prefect starts a temporary one) or against ``PREFECT_API_URL``.
+The tasks that compute — shards, reference chunks, detectors — run here one after another with
+the default task runner; with ``task_runner="dask"`` (:func:`run`) they run on a Dask cluster,
+while this process alone reads and writes the DuckDB file. Runs with no Prefect server (Prefect
+starts a temporary one) or against ``PREFECT_API_URL``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import os
+from collections import deque
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
-from prefect import flow, task
+import pandas as pd
+from prefect import Task, flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
+from prefect.states import Failed
 
+from detectors.reference import merge_hits, search_chunk
 from winnow import stages
 from winnow.config import AuditConfig
 from winnow.embed import resolve_device
-from winnow.errors import WinnowError
+from winnow.errors import ChecksFailed, WinnowError
 from winnow.report import summary_markdown
 from winnow.store import Store
 
@@ -40,17 +55,41 @@ def _retry_unless_user_error(task, task_run, state) -> bool:
     return False
 
 
+def _suite_run_key(context: Any, parameters: dict[str, Any]) -> str:
+    """Cache key of a suite run: the table's values, column names and types, the item ids, the
+    suite file's bytes and the code that runs it — everything its findings depend on."""
+    dataset, config = parameters["dataset"], parameters["config"]
+    import checks.tabular
+
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(pd.util.hash_pandas_object(dataset.table, index=False).to_numpy().tobytes())
+    for part in (dataset.table.columns, dataset.table.dtypes.astype(str), dataset.items["item_id"]):
+        digest.update("\x1f".join(map(str, part)).encode())
+    for path in (Path(config.suite), Path(checks.tabular.__file__), Path(stages.__file__)):
+        digest.update(path.read_bytes())
+    digest.update(str(config.id_col).encode())
+    return f"winnow-suite-{digest.hexdigest()}"
+
+
 io_task = dict(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=_retry_unless_user_error, cache_policy=NO_CACHE)
 
 open_run = task(stages.open_run, name="open-run", **io_task)
 ingest = task(stages.ingest_stage, name="ingest", **io_task)
-embed_shard = task(stages.embed_shard, name="embed-shard", task_run_name="embed-shard-{rows.index[0]}", **io_task)
-measure_shard = task(stages.measure_shard, name="measure-shard", task_run_name="measure-shard-{rows.index[0]}", **io_task)
+measure = task(stages.measure_items, name="measure-shard", **io_task)
+embed = task(stages.embed_items, name="embed-shard", **io_task)
 record_decode_errors = task(stages.record_decode_errors, name="record-decode-errors", **io_task)
 load_vectors = task(stages.load_vectors, name="load-vectors", **io_task)
 load_properties = task(stages.load_properties, name="load-properties", **io_task)
-detect = task(stages.detect_stage, name="detect", cache_policy=NO_CACHE)
-table_checks = task(stages.table_checks, name="great-expectations", cache_policy=NO_CACHE)
+load_reference = task(stages.load_reference, name="load-reference", **io_task)
+search_reference = task(search_chunk, name="search-reference", cache_policy=NO_CACHE)
+reference_hits = task(stages.reference_hits, name="reference-hits", **io_task)
+plan_detection = task(stages.plan_detection, name="knn-graph", cache_policy=NO_CACHE)
+detector = task(stages.run_job, name="detector", cache_policy=NO_CACHE)
+assemble = task(stages.assemble, name="assemble-findings", cache_policy=NO_CACHE)
+# a suite's findings depend only on the table and the suite: a re-run or a resumed run reuses them
+table_checks = task(
+    stages.table_checks, name="great-expectations", cache_key_fn=_suite_run_key, persist_result=True, cache_expiration=timedelta(days=1),
+)
 drift = task(stages.drift_stage, name="drift", cache_policy=NO_CACHE)
 
 
@@ -77,19 +116,25 @@ def audit_flow(config: AuditConfig, db: str, resume: str | None = None, progress
     store = Store(db)
     stages.check_reference(store, config)
     run_id, config = open_run(store, config, resume)
+    runner = FlowRunContext.get().task_runner
+    slots = _slots(runner)
     try:
         dataset = ingest(store, run_id, config)
         measurer = stages.measurer_for(dataset.modality)
         if measurer is not None:
-            _measure_all(store, run_id, dataset, measurer, config, progress)
+            _measure_all(store, run_id, dataset, measurer, config, progress, slots)
         device = resolve_device(config.device)
         embedder = stages.embedder_for(dataset, config)
         logger.info("run %s: %d items (%s), model %s on %s", run_id, len(dataset.items), dataset.modality, embedder.model_id, device)
-        cached, computed = _embed_all(store, run_id, dataset, embedder, config, progress)
+        embedded_stats = _embed_all(store, run_id, dataset, embedder, config, progress, slots)
         embedded, vectors = load_vectors(store, dataset.items, embedder.model_id)
         properties = load_properties(store, dataset.items, measurer.kind) if measurer is not None else None
         rule_checks = table_checks(dataset, config) if config.suite else None
-        detections = detect(dataset.items, embedded, vectors, dataset.modality, config, device, properties, rule_checks)
+        reference = load_reference(store, run_id, config, embedder.model_id) if config.reference else None
+        hits = _search(store, reference, vectors, measurer, embedder.model_id, config.k, slots) if reference is not None and len(embedded) else None
+        plan = plan_detection(dataset.items, embedded, vectors, dataset.modality, config, device, properties, rule_checks, reference, hits)
+        jobs = ((job, detector.with_options(task_run_name=f"detect-{'+'.join(job.names)}"), {"job": job}) for job in plan.jobs if job.names)
+        detections = assemble(plan, [outcome for _, outcome in _in_flight(jobs, slots)])
         drift_outcome = drift(store, run_id, config, embedded, vectors, embedder.model_id) if config.reference else None
         if drift_outcome is not None:
             detections = stages.add_drift(detections, drift_outcome)
@@ -101,43 +146,139 @@ def audit_flow(config: AuditConfig, db: str, resume: str | None = None, progress
         summary = stages.summarize(store, run_id)
         summary.update(
             dataset=config.name, modality=dataset.modality, model_id=embedder.model_id, device=device, knn=detections.knn_method,
-            embed={"cached": cached, "computed": computed}, skipped=detections.skipped, failed=detections.failed, db=str(store.path),
+            embed=embedded_stats, skipped=detections.skipped, failed=detections.failed, db=str(store.path), task_runner=_runner_name(runner),
         )
+        if detections.reference is not None:
+            summary["reference"] = detections.reference
         if drift_outcome is not None and drift_outcome.summary:
             summary["drift"] = drift_outcome.summary
-        store.finish_run(run_id, status="completed", counts=summary)
+        blocking = stages.blocking_failures(config, detections)
+        if blocking:
+            summary["blocking_failed"] = blocking
+        store.finish_run(run_id, status=stages.FAILED_CHECKS if blocking else "completed", counts=summary)
     except BaseException as exc:
         store.finish_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
     create_markdown_artifact(summary_markdown(summary), key="winnow-audit-summary", description=f"winnow audit {run_id}")
+    if blocking:
+        message = f"run {run_id}: {len(blocking)} blocking check(s) failed: {', '.join(blocking)}; the findings are stored"
+        return Failed(message=message, data=ChecksFailed(message, run_id=run_id, summary=summary))
     return summary
 
 
-def _measure_all(store: Store, run_id: str, dataset, measurer: stages.Measurer, config: AuditConfig, progress: bool) -> None:
+def run(config: AuditConfig, db: str, resume: str | None = None, progress: bool = False) -> dict[str, Any]:
+    """Run :func:`audit_flow` on the task runner ``config`` asks for and return the run summary.
+
+    ``dask``: a prefect-dask ``DaskTaskRunner`` on ``config.dask_address`` or on a local cluster,
+    with the Prefect API its workers need (:func:`winnow.prefect_env.api_for_workers`). Raises
+    :class:`~winnow.errors.ChecksFailed` when a blocking check failed.
+    """
+    if config.task_runner != "dask":
+        return audit_flow(config, db=db, resume=resume, progress=progress)
+    from winnow.prefect_env import api_for_workers, dask_task_runner
+
+    runner = dask_task_runner(config.dask_address)
+    with api_for_workers(config.dask_address):
+        return audit_flow.with_options(task_runner=runner)(config, db=db, resume=resume, progress=progress)
+
+
+def _slots(runner: Any) -> int:
+    """Tasks in flight at once: 1 with Prefect's default thread-pool runner (each task runs here, in
+    order); on a cluster runner (Dask, Ray), twice its worker threads, so the workers stay busy
+    while this process commits results."""
+    if _runner_name(runner) == "default":
+        return 1
+    client = getattr(runner, "client", None)
+    threads = sum(client.nthreads().values()) if hasattr(client, "nthreads") else os.cpu_count() or 1
+    return max(2, 2 * threads)
+
+
+def _runner_name(runner: Any) -> str:
+    """``default`` for Prefect's thread-pool runner, else the runner's kind (``dask``, ``ray``)."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    if isinstance(runner, ThreadPoolTaskRunner):
+        return "default"
+    return type(runner).__name__.removesuffix("TaskRunner").lower()
+
+
+def _in_flight(calls: Iterable[tuple[Any, Task | None, dict[str, Any]]], slots: int) -> Iterator[tuple[Any, Any]]:
+    """Run each call's task with its keyword arguments and yield ``(key, result)`` in call order.
+
+    With one slot every task runs here, one after another; with more they are submitted to the
+    flow's task runner, at most ``slots`` at a time. ``calls`` is consumed lazily, so no more than
+    that many inputs (shard payloads, reference chunks) are held at once. A call whose task is
+    ``None`` has nothing to compute and yields ``None``.
+    """
+    pending: deque[tuple[Any, Any]] = deque()
+    for key, work, kwargs in calls:
+        if slots == 1:
+            yield key, work(**kwargs) if work is not None else None
+            continue
+        pending.append((key, work.submit(**kwargs) if work is not None else None))
+        while len(pending) >= slots:
+            done, future = pending.popleft()
+            yield done, future.result() if future is not None else None
+    while pending:
+        done, future = pending.popleft()
+        yield done, future.result() if future is not None else None
+
+
+def _fill(
+    fill: stages.CacheFill, dataset, config: AuditConfig, compute: Task, kwargs: dict[str, Any], save: Callable[[pd.DataFrame, Any], dict[str, str]],
+    label: str, progress: bool, slots: int,
+) -> None:
+    """Compute each shard's missing contents with ``compute`` (``kwargs`` plus the payloads) and
+    commit each result here with ``save(todo, result)`` as it comes back."""
+
+    def calls():
+        for rows in stages.shards(dataset, config.shard_size):
+            todo = fill.todo(rows)
+            work = compute.with_options(task_run_name=f"{compute.name}-{rows.index[0]}") if len(todo) else None
+            yield (rows, todo), work, {**kwargs, "payloads": stages.payloads(dataset, todo)}
+
+    with _progress_bar(progress, total=len(dataset.readable), label=label) as bar:
+        for (rows, todo), result in _in_flight(calls(), slots):
+            if result is not None:
+                failed = save(todo, result)
+                fill.done(len(todo) - len(failed), failed)
+            bar(len(rows))
+
+
+def _measure_all(store: Store, run_id: str, dataset, measurer: stages.Measurer, config: AuditConfig, progress: bool, slots: int) -> None:
     """Measure every shard, then record the items that failed to decode."""
-    errors: dict[str, str] = {}
-    with _progress_bar(progress, total=len(dataset.readable), label="measuring") as bar:
-        for rows in stages.shards(dataset, config.shard_size):
-            errors.update(measure_shard(store, dataset, rows, measurer)["errors"])
-            bar(len(rows))
+    fill = stages.CacheFill(store, "properties", measurer.kind)
+    save = lambda todo, measured: stages.save_measured(store, measurer, todo, measured)  # noqa: E731
+    _fill(fill, dataset, config, measure, {"measurer": measurer}, save, "measuring", progress, slots)
+    errors = fill.errors(dataset.readable)
     record_decode_errors(store, run_id, dataset, errors)
-    store.mark_stage(run_id, "measure", {"kind": measurer.kind, "decode_errors": len(errors)})
+    store.mark_stage(run_id, "measure", {"kind": measurer.kind, **fill.stats(), "decode_errors": len(errors)})
 
 
-def _embed_all(store: Store, run_id: str, dataset, embedder, config: AuditConfig, progress: bool) -> tuple[int, int]:
-    """Embed every shard (each commits its vectors), record decode failures; return (cached, computed)."""
-    errors: dict[str, str] = {}
-    cached = computed = 0
-    with _progress_bar(progress, total=len(dataset.readable), label="embedding") as bar:
-        for rows in stages.shards(dataset, config.shard_size):
-            stats = embed_shard(store, dataset, rows, embedder, config.batch_size)
-            errors.update(stats["errors"])
-            cached += stats["cached"]
-            computed += stats["computed"]
-            bar(len(rows))
+def _embed_all(store: Store, run_id: str, dataset, embedder, config: AuditConfig, progress: bool, slots: int) -> dict[str, Any]:
+    """Embed every shard (each commits its vectors), record decode failures; return ``cached``,
+    ``computed`` and the cache ``hit_rate`` (also recorded in the ``embed`` stage)."""
+    fill = stages.CacheFill(store, "vectors", embedder.model_id)
+    save = lambda todo, result: stages.save_embedded(store, embedder.model_id, todo, result)  # noqa: E731
+    kwargs = {"embedder": stages.EmbedderRef.of(embedder, config, dataset.modality), "batch_size": config.batch_size}
+    _fill(fill, dataset, config, embed, kwargs, save, "embedding", progress, slots)
+    errors = fill.errors(dataset.readable)
     record_decode_errors(store, run_id, dataset, errors)
-    store.mark_stage(run_id, "embed", {"model_id": embedder.model_id, "cached": cached, "computed": computed, "decode_errors": len(errors)})
-    return cached, computed
+    stats = fill.stats()
+    store.mark_stage(run_id, "embed", {"model_id": embedder.model_id, **stats, "decode_errors": len(errors)})
+    return stats
+
+
+def _search(store: Store, reference: stages.Reference, vectors, measurer, model_id: str, k: int, slots: int) -> stages.ReferenceHits:
+    """Each embedded item's ``k`` nearest reference contents: the reference's vectors are read one
+    chunk at a time and each chunk is searched by a task of its own."""
+    calls = (
+        (offset, search_reference.with_options(task_run_name=f"search-reference-{offset}"),
+         {"queries": vectors, "chunk": stages.reference_vectors(store, model_id, hashes), "k": k})
+        for offset, hashes in reference.chunks()
+    )
+    similarities, indices = merge_hits(((offset, *found) for offset, found in _in_flight(calls, slots)), len(vectors), k)
+    return reference_hits(store, reference, similarities, indices, measurer)
 
 
 class _progress_bar:
@@ -161,4 +302,4 @@ class _progress_bar:
 if __name__ == "__main__":
     import sys
 
-    print(audit_flow(AuditConfig(source=sys.argv[1]), db=sys.argv[2] if len(sys.argv) > 2 else "winnow.duckdb"))
+    print(run(AuditConfig(source=sys.argv[1]), db=sys.argv[2] if len(sys.argv) > 2 else "winnow.duckdb"))

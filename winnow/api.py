@@ -81,8 +81,8 @@ def _cache_embeddings(store: Store, config: AuditConfig, embeddings: np.ndarray)
 def _run(config: AuditConfig, store: Store, resume_id: str | None, progress: bool, data: Materialized) -> Report:
     configure_prefect()
     require_reachable_api()
-    from flows.audit import audit_flow
+    from flows.audit import run
 
     store.initialize()
-    info = audit_flow(config, db=str(store.path), resume=resume_id, progress=progress)
+    info = run(config, db=str(store.path), resume=resume_id, progress=progress)
     return Report(store, info["run_id"], info, data)

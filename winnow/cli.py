@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from winnow.errors import WinnowError
+from winnow.errors import ChecksFailed, WinnowError
 
 app = typer.Typer(
     help="winnow: find duplicates, off-topic items, label errors and outliers in image, text and tabular datasets.",
@@ -86,11 +86,18 @@ def audit(
     suite: Optional[Path] = SuiteOption,
     pred_probs: Optional[Path] = typer.Option(None, help="Your out-of-fold class probabilities (.npy, one row per item, classes in sorted order)."),
     resume: Optional[str] = typer.Option(None, help="Finish the interrupted run RUN instead of starting a new one."),
-    reference: Optional[str] = typer.Option(None, help="Test this batch for drift against run RUN, or 'previous' (the dataset's newest completed run)."),
+    reference: Optional[str] = typer.Option(
+        None, help="Audit this batch against run RUN, or 'previous' (the dataset's newest completed run): duplicates are searched "
+        "in the reference corpus too, off-topic items and outliers scored against it, and the batch tested for drift (docs/incremental.md)."),
+    blocking: bool = typer.Option(False, "--blocking", help="A failed expectation of --suite fails the run: findings are stored, the run's status is failed-checks, exit code 3."),
+    task_runner: str = typer.Option("default", help="default (shards and detectors run here, in turn) or dask (on a Dask cluster; needs prefect-dask)."),
+    dask_address: Optional[str] = typer.Option(None, help="Scheduler of an existing Dask cluster, e.g. tcp://host:8786 (implies --task-runner dask) [default: a local cluster]."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs."),
 ) -> None:
     """Audit a dataset and print a summary.
+
+    Exit codes: 0 done, 2 bad input, 3 a --blocking check failed (the findings are stored).
 
     Example: winnow audit photos/ --db audit.duckdb
     """
@@ -101,24 +108,32 @@ def audit(
     from winnow import api
 
     progress = sys.stderr.isatty() and not as_json
-    if resume:
-        summary = api.resume(resume, db=db, progress=progress).info
-    else:
-        if source is None:
-            raise WinnowError("give a SOURCE to audit (a folder or a file), or --resume RUN.")
-        summary = api.audit(
-            source, db=db, progress=progress, modality=modality, text_col=text_col, path_col=path_col,
-            label_col=label_col, id_col=id_col, name=name, model=model, device=device, k=k, batch_size=batch_size,
-            shard_size=shard_size, detectors=list(detector) or None, params=params_from_strings(list(param)),
-            suite=str(suite) if suite else None, pred_probs=str(pred_probs) if pred_probs else None, reference=reference,
-        ).info
+    blocked = None
+    try:
+        if resume:
+            summary = api.resume(resume, db=db, progress=progress).info
+        else:
+            if source is None:
+                raise WinnowError("give a SOURCE to audit (a folder or a file), or --resume RUN.")
+            summary = api.audit(
+                source, db=db, progress=progress, modality=modality, text_col=text_col, path_col=path_col,
+                label_col=label_col, id_col=id_col, name=name, model=model, device=device, k=k, batch_size=batch_size,
+                shard_size=shard_size, detectors=list(detector) or None, params=params_from_strings(list(param)),
+                suite=str(suite) if suite else None, pred_probs=str(pred_probs) if pred_probs else None, reference=reference,
+                blocking=blocking, task_runner=task_runner, dask_address=dask_address,
+            ).info
+    except ChecksFailed as exc:
+        summary, blocked = exc.summary, exc
     if as_json:
         console.print_json(json.dumps(summary, default=str))
-        return
-    from winnow.report import print_summary
+    else:
+        from winnow.report import print_summary
 
-    print_summary(summary, console)
-    console.print(f"results in {summary['db']} · open them with: [bold]winnow dashboard --db {summary['db']}[/bold]")
+        print_summary(summary, console)
+        console.print(f"results in {summary['db']} · open them with: [bold]winnow dashboard --db {summary['db']}[/bold]")
+    if blocked is not None:
+        err.print(f"[bold red]blocking checks failed:[/bold red] {escape(str(blocked))} (exit code {blocked.exit_code})")
+        raise typer.Exit(blocked.exit_code)
 
 
 @app.command()
@@ -269,11 +284,12 @@ def schedule(
     detector: list[str] = DetectorOption,
     param: list[str] = ParamOption,
     suite: Optional[Path] = SuiteOption,
+    blocking: bool = typer.Option(False, "--blocking", help="A failed expectation of --suite fails the scheduled run (status failed-checks)."),
     work_pool: Optional[str] = typer.Option(None, help="Also register the deployment with this work pool of the server at PREFECT_API_URL."),
     list_: bool = typer.Option(False, "--list", help="List the schedules of --db."),
     remove: Optional[str] = typer.Option(None, help="Remove the schedule NAME."),
 ) -> None:
-    """Schedule an audit of SOURCE; each run checks drift against the dataset's previous run.
+    """Schedule an audit of SOURCE; each run is audited against the dataset's previous run (duplicates, off-topic, drift).
 
     Run the schedules with `winnow serve` (or a Prefect worker, see docs/scheduling.md).
 
@@ -296,10 +312,11 @@ def schedule(
     config = AuditConfig(
         source=str(source), modality=modality, text_col=text_col, path_col=path_col, label_col=label_col, id_col=id_col, name=name,
         model=model, device=device, detectors=list(detector) or None, params=params_from_strings(list(param)), suite=str(suite) if suite else None,
+        blocking=blocking,
     )
     entry = schedules.make_schedule(config, db_path, cron=cron, interval=interval)
     schedules.add_schedule(entry)
-    console.print(f"scheduled {entry.name}: audit {config.source} {entry.when()} into {entry.db}, drift against the previous run")
+    console.print(f"scheduled {entry.name}: audit {config.source} {entry.when()} into {entry.db}, incremental against the previous run")
     if work_pool:
         console.print(f"registered deployment {schedules.deploy(entry, work_pool)} with work pool {work_pool}; run it with: prefect worker start --pool {work_pool}")
     else:
@@ -371,6 +388,47 @@ def suite_infer(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(suite, indent=2, default=str))
     console.print(f"wrote {len(suite['expectations'])} expectations for {len(frame.columns)} columns to {out}")
+
+
+@app.command(name="filter")
+@user_errors
+def filter_(
+    inputs: str = typer.Argument(..., help="Shards to filter: a quoted glob of .jsonl, .jsonl.gz or .parquet files."),
+    out: Path = typer.Option(..., help="Folder for the filtered shards, the removal manifest and the dedup index."),
+    text_key: Optional[str] = typer.Option(None, help="Field holding the document text [default: text]."),
+    id_key: Optional[str] = typer.Option(None, help="Field holding a document id [default: shard and line number]."),
+    config: Optional[Path] = typer.Option(None, help="YAML file: stages, their order and thresholds (see docs/filter.md)."),
+    workers: Optional[int] = typer.Option(None, help="Shards processed at once, on Prefect's Dask task runner [default: 1]."),
+    name: Optional[str] = typer.Option(None, help="Dataset name in `winnow runs` [default: the --out folder's name]."),
+    db: Optional[Path] = DbOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs."),
+) -> None:
+    """Filter a pre-training corpus: dedup (exact, MinHash, semantic), quality and anomaly filters.
+
+    A killed run re-run with the same arguments continues where it stopped.
+
+    Example: winnow filter 'shards/*.jsonl.gz' --out filtered/ --id-key id
+    """
+    from winnow.prefect_env import configure_prefect
+
+    configure_prefect(quiet=not verbose)
+    from winnow.filtering import filter_corpus, load_filter_config
+
+    settings = load_filter_config(config, inputs=inputs, out=str(out), text_key=text_key, id_key=id_key, workers=workers, name=name)
+    summary = filter_corpus(settings, db=db)
+    if as_json:
+        console.print_json(json.dumps(summary, default=str))
+        return
+    table = Table(title=f"{summary['items']} documents in {summary['shards']} shards")
+    table.add_column("stage")
+    table.add_column("removed", justify="right")
+    for stage, count in summary["flagged"].items():
+        table.add_row(stage, str(count))
+    console.print(table)
+    note = " (this run had already completed; nothing was redone)" if summary.get("already_completed") else ""
+    console.print(f"kept {summary['kept']} documents in {summary['out']}{note}")
+    console.print(f"removal manifest: {summary['manifest']} and the `removals` table of {summary['db']}")
 
 
 @app.command()

@@ -11,6 +11,7 @@ from winnow.errors import ConfigError
 DEFAULT_K = 10
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_SHARD_SIZE = 512
+TASK_RUNNERS = ("default", "dask")
 
 
 @dataclass
@@ -34,8 +35,19 @@ class AuditConfig:
     suite: str | None = None
     pred_probs: str | None = None
     reference: str | None = None
-    """A completed run to test this batch against for drift, or ``"previous"`` for the dataset's
-    newest completed run (what scheduled audits use); ``None`` runs no drift test."""
+    """A completed run to audit this batch against, or ``"previous"`` for the dataset's newest
+    completed run (what scheduled audits use): the batch is tested for drift against that run, and
+    its duplicates, off-topic items and outliers are found against the reference corpus too
+    (docs/incremental.md). ``None``: the batch is audited on its own."""
+    blocking: bool = False
+    """A failed expectation of ``suite`` fails the run: status ``failed-checks``, a failed Prefect
+    flow run, CLI exit code 3 (findings are stored all the same)."""
+    task_runner: str = "default"
+    """Where the shard and detector tasks run: ``default`` (in this process, one after another)
+    or ``dask`` (a Dask cluster through prefect-dask; see docs/incremental.md)."""
+    dask_address: str | None = None
+    """The scheduler of an existing Dask cluster (``tcp://host:8786``); ``None`` with
+    ``task_runner="dask"`` starts a local cluster for the run."""
 
     def __post_init__(self) -> None:
         from winnow.datasets import existing_source
@@ -52,6 +64,12 @@ class AuditConfig:
                 raise ConfigError(f"--pred-probs {self.pred_probs} must be an existing .npy file (numpy.save) with one row per item.")
             self.pred_probs = str(probs)
         self.name = self.name or Path(self.source).stem
+        if self.blocking and self.suite is None:
+            raise ConfigError("--blocking fails the run when an expectation of --suite fails; give --suite SUITE too.")
+        if self.dask_address is not None:
+            self.task_runner = "dask"
+        if self.task_runner not in TASK_RUNNERS:
+            raise ConfigError(f"--task-runner must be one of {', '.join(TASK_RUNNERS)}, got {self.task_runner!r}.")
         for option in ("k", "batch_size", "shard_size"):
             if int(getattr(self, option)) < 1:
                 raise ConfigError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(self, option)}.")

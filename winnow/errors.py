@@ -29,3 +29,19 @@ class RunNotFound(WinnowError):
 
 class StoreLocked(WinnowError):
     """The DuckDB file stayed locked by another process for longer than the timeout."""
+
+
+class ChecksFailed(WinnowError):
+    """An audit finished and stored its findings, but checks marked blocking (``--blocking``) failed.
+
+    The run's status is ``failed-checks`` and its Prefect flow run is failed; the CLI exits with
+    :attr:`exit_code` (3), not 2, since nothing in the command was wrong. ``run_id`` and
+    ``summary`` (the run summary, as ``winnow audit --json`` prints it) say where the findings are.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, run_id: str | None = None, summary: dict | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.summary = summary or {}

@@ -31,6 +31,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "",
         f"Duplicate pairs: {summary.get('pairs', 0)}. Open the dashboard with `winnow dashboard --db {summary.get('db')}`.",
     ]
+    for line in (embedding_line(summary.get("embed")), reference_line(summary.get("reference"))):
+        lines += ["", f"{line[0].upper()}{line[1:]}."] if line else []
+    if summary.get("blocking_failed"):
+        lines += ["", f"**Blocking checks failed** (run status `failed-checks`): {', '.join(summary['blocking_failed'])}."]
     lines += drift_markdown(summary.get("drift"))
     if summary.get("failed_checks"):
         lines += ["", "## Failed checks", "", *[f"- `{c['check_name']}`: {c['observed']}" for c in summary["failed_checks"]]]
@@ -38,6 +42,24 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines += ["", "## Top items", "", "| issue type | item | score | reason |", "|---|---|---:|---|"]
         lines += [f"| {t['issue_type']} | `{t['item_id']}` | {t['score']:.3f} | {t['reason']} |" for t in summary["top"]]
     return "\n".join(lines)
+
+
+def embedding_line(embed: dict[str, Any] | None) -> str | None:
+    """``embeddings: 2 computed, 8 from cache (hit rate 80%)``, or ``None`` before the embed stage."""
+    if not embed:
+        return None
+    rate = f" (hit rate {embed['hit_rate']:.0%})" if "hit_rate" in embed else ""
+    return f"embeddings: {embed.get('computed', 0)} computed, {embed.get('cached', 0)} from cache{rate}"
+
+
+def reference_line(reference: dict[str, Any] | None) -> str | None:
+    """What an incremental run was compared with, and how many of its items copy the reference."""
+    if not reference:
+        return None
+    copies = reference.get("duplicates_of_reference") or {}
+    found = ", ".join(f"{n} {t.replace('_', ' ')}" for t, n in copies.items()) or "none"
+    return (f"incremental against run {reference['run']}: {reference['corpus_items']} reference items "
+            f"({reference['searchable']} searched, {reference['sampled']} scored with the batch); duplicates of them: {found}")
 
 
 def drift_markdown(drift: dict[str, Any] | None) -> list[str]:
@@ -56,9 +78,9 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         f"[bold]run {summary['run_id']}[/bold] · {escape(str(summary.get('dataset')))} · {summary.get('modality')} · "
         f"{summary['items']} items · model {summary.get('model_id')} on {summary.get('device')}"
     )
-    embed = summary.get("embed") or {}
-    if embed:
-        console.print(f"embeddings: {embed.get('computed', 0)} computed, {embed.get('cached', 0)} from cache")
+    for line in (embedding_line(summary.get("embed")), reference_line(summary.get("reference"))):
+        if line:
+            console.print(escape(line))
     counts = Table(title="findings per issue type")
     counts.add_column("issue type")
     counts.add_column("flagged", justify="right")

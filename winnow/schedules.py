@@ -5,7 +5,9 @@ DuckDB: the store owns the tables, a schedule list is a handful of rows edited b
 commands, and ``winnow serve`` must read it without taking the database's single writer lock while
 an audit runs. Each schedule becomes a deployment of the audit flow whose ``config`` parameter is
 the audit's :class:`~winnow.config.AuditConfig` with ``reference = "previous"``, so every scheduled
-run tests its batch for drift against the dataset's previous completed run.
+run is an incremental audit against the dataset's previous completed run: its duplicates are
+searched in the reference corpus, its off-topic items and outliers scored against it, and the
+batch tested for drift (docs/incremental.md).
 
 Two ways to run them (docs/scheduling.md): ``winnow serve`` serves every deployment from one
 long-running process (:func:`serve`), or :func:`deploy` registers one with a Prefect server's work
@@ -78,7 +80,7 @@ def _save_schedules(db: str | Path, schedules: list[Schedule]) -> None:
 
 
 def make_schedule(config: AuditConfig, db: str | Path, *, cron: str | None = None, interval: float | None = None) -> Schedule:
-    """A schedule for ``config`` that checks drift against the previous run; exactly one of
+    """A schedule for ``config``, audited against the previous run; exactly one of
     ``cron`` and ``interval`` (seconds) must be given, and the cron expression must parse."""
     if (cron is None) == (interval is None):
         raise ConfigError("give exactly one of --cron \"0 2 * * *\" and --interval SECONDS.")
@@ -118,7 +120,7 @@ def to_deployment(schedule: Schedule, work_pool: str | None = None):
     try:
         return audit_flow.to_deployment(
             name=schedule.name, cron=schedule.cron, interval=schedule.interval, parameters={"config": schedule.config, "db": schedule.db},
-            description=f"winnow audit of {dataset} into {schedule.db}, drift checked against the previous run",
+            description=f"winnow audit of {dataset} into {schedule.db}, incremental against the previous run",
             tags=["winnow", dataset], work_pool_name=work_pool, entrypoint_type=EntrypointType.MODULE_PATH,
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError

@@ -3,6 +3,11 @@
 Each stage commits its own output to the store, so a killed run resumes from the last committed
 stage: ingest is re-read and checked against what was stored, embedding skips every vector already
 in the cache, and detection replaces the run's findings in one transaction.
+
+Work that can run elsewhere is split from the store: a shard's measuring or embedding
+(:func:`measure_items`, :func:`embed_items`) and each detector (:func:`run_job`) take plain inputs
+and return plain outputs, so the flow can hand them to a Dask cluster while this process alone
+reads and writes the DuckDB file (:class:`CacheFill` decides what each shard computes).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,14 +23,18 @@ import pandas as pd
 from checks import check_corrupt
 from checks.image_quality import check_image_quality, measure_image
 from checks.text_quality import check_text_quality, measure_text
-from detectors import REGISTRY, build_knn_graph, default_detectors, run_detectors, validate_params
-from detectors.drift import MIN_SAMPLES, detect_drift, drift_finding
+from detectors import REGISTRY, DetectorRun, build_knn_graph, default_detectors, run_detectors, validate_params
+from detectors.drift import DEFAULT_MAX_SAMPLES, MIN_SAMPLES, detect_drift, drift_finding
+from detectors.reference import (
+    exact_reference_duplicates, mark_reference_pairs, mark_reference_relations, sample_positions, with_reference_neighbours,
+)
 from winnow.config import AuditConfig
 from winnow.datasets import Dataset, ingest
 from winnow.datasets.images import decode_image
-from winnow.embed import Embedder, embed_payloads, get_embedder
+from winnow.datasets.model import ITEM_COLUMNS
+from winnow.embed import DEFAULT_MODELS, Embedder, EmbedResult, embed_payloads, get_embedder
 from winnow.errors import ConfigError, SourceError
-from winnow.findings import ISSUE_TYPES, empty_findings, empty_pairs, validate_findings
+from winnow.findings import ISSUE_TYPES, RUN_ITEM_ID, empty_findings, empty_pairs, validate_findings
 from winnow.store import Store
 
 
@@ -83,30 +92,72 @@ def _measure_one(measurer: Measurer, payload: Any) -> tuple[dict[str, Any] | Non
         return None, f"cannot decode: {type(exc).__name__}: {exc}"
 
 
+class CacheFill:
+    """Fills one content-keyed cache — ``vectors`` for a model id, or ``properties`` for a measurer
+    kind — shard by shard, computing each content at most once per run.
+
+    :meth:`todo` returns the rows of a shard to compute: one per content that is neither in the
+    cache nor handed out to an earlier shard of this run; the shard's other rows count as cache
+    hits. :meth:`done` records what a shard computed and which contents failed, and :meth:`errors`
+    maps the failures back to every item with that content. The counts and errors are therefore
+    the same whether the shards run one after another or many at once on a cluster.
+    """
+
+    def __init__(self, store: Store, cache: str, key: str) -> None:
+        self.store, self.cache, self.key = store, cache, key
+        self.handed_out: set[str] = set()
+        self.failed: dict[str, str] = {}
+        self.items = self.cached = self.computed = 0
+
+    def todo(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``rows`` whose content must be computed (one row per content)."""
+        hashes = rows["content_hash"]
+        known = hashes.isin(self.store.cached_hashes(self.cache, self.key, hashes.tolist())) | hashes.isin(self.handed_out)
+        self.items += len(rows)
+        self.cached += int(known.sum())
+        todo = rows[~known].drop_duplicates("content_hash")
+        self.handed_out.update(todo["content_hash"])
+        return todo
+
+    def done(self, computed: int, failed: dict[str, str]) -> None:
+        """Record a shard's outcome: how many contents it computed, and ``content_hash -> reason``
+        for those it could not."""
+        self.computed += computed
+        self.failed.update(failed)
+
+    def errors(self, items: pd.DataFrame) -> dict[str, str]:
+        """``item_id -> reason`` for every item of ``items`` whose content failed."""
+        failed = items[items["content_hash"].isin(self.failed)]
+        return dict(zip(failed["item_id"], failed["content_hash"].map(self.failed)))
+
+    def stats(self) -> dict[str, Any]:
+        """``cached`` (items whose content was already cached), ``computed`` (contents computed) and
+        ``hit_rate`` (the share of the items served by the cache)."""
+        return {"cached": self.cached, "computed": self.computed, "hit_rate": round(self.cached / self.items, 4) if self.items else 0.0}
+
+
+def measure_items(measurer: Measurer, payloads: list[Any]) -> list[tuple[dict[str, Any] | None, str | None]]:
+    """``(properties, None)`` or ``(None, reason)`` per payload, decoding on a few threads."""
+    with ThreadPoolExecutor(max_workers=MEASURE_THREADS) as pool:
+        return list(pool.map(lambda p: _measure_one(measurer, p), payloads))
+
+
+def save_measured(store: Store, measurer: Measurer, todo: pd.DataFrame, measured: list[tuple[dict[str, Any] | None, str | None]]) -> dict[str, str]:
+    """Commit the properties measured for ``todo``'s contents; return ``content_hash -> reason``
+    for those that could not be decoded."""
+    store.save_properties(measurer.kind, {h: props for h, (props, _) in zip(todo["content_hash"], measured) if props is not None})
+    return {h: error for h, (_, error) in zip(todo["content_hash"], measured) if error is not None}
+
+
 def measure_shard(store: Store, dataset: Dataset, rows: pd.DataFrame, measurer: Measurer) -> dict[str, Any]:
-    """Measure the rows whose content has no cached properties yet and commit them.
+    """Measure the rows whose content has no cached properties yet and commit them, in this process.
 
     Returns counts and the errors (``item_id -> reason``) of items that could not be decoded.
     """
-    cached = store.cached_hashes("properties", measurer.kind, rows["content_hash"].tolist())
-    todo = _uncached(rows, cached)
-    with ThreadPoolExecutor(max_workers=MEASURE_THREADS) as pool:
-        measured = list(pool.map(lambda p: _measure_one(measurer, p), payloads(dataset, todo)))
-    store.save_properties(measurer.kind, {h: props for h, (props, _) in zip(todo["content_hash"], measured) if props is not None})
-    failed = {h: error for h, (_, error) in zip(todo["content_hash"], measured) if error is not None}
-    return _shard_outcome(rows, cached, failed)
-
-
-def _uncached(rows: pd.DataFrame, cached: set[str]) -> pd.DataFrame:
-    """One row per content not in the cache yet: items sharing content are computed once."""
-    unique = rows.drop_duplicates("content_hash")
-    return unique[~unique["content_hash"].isin(cached)]
-
-
-def _shard_outcome(rows: pd.DataFrame, cached: set[str], failed: dict[str, str]) -> dict[str, Any]:
-    """Counts of a shard and the reason (``item_id -> reason``) for every item whose content failed."""
-    errors = {item: failed[h] for item, h in zip(rows["item_id"], rows["content_hash"]) if h in failed}
-    return {"items": len(rows), "cached": int(rows["content_hash"].isin(cached).sum()), "errors": errors}
+    fill = CacheFill(store, "properties", measurer.kind)
+    todo = fill.todo(rows)
+    fill.done(len(todo), save_measured(store, measurer, todo, measure_items(measurer, payloads(dataset, todo))))
+    return {"items": len(rows), "cached": fill.cached, "errors": fill.errors(rows)}
 
 
 def load_properties(store: Store, items: pd.DataFrame, kind: str) -> pd.DataFrame:
@@ -138,18 +189,39 @@ def shards(dataset: Dataset, shard_size: int) -> list[pd.DataFrame]:
     return [readable.iloc[i : i + shard_size] for i in range(0, len(readable), shard_size)]
 
 
-def embed_shard(store: Store, dataset: Dataset, rows: pd.DataFrame, embedder: Embedder, batch_size: int) -> dict[str, Any]:
-    """Embed the rows whose content is not cached yet and commit their vectors.
+@dataclass(frozen=True)
+class EmbedderRef:
+    """How a task gets the run's embedder wherever it runs: rebuilt from its spec (``get_embedder``
+    loads a model once per process and caches it), or carried along when it was fitted to this
+    run's data (the tabular encoder, which is small). A model is never pickled with every shard."""
 
-    Returns counts and the decode errors (``item_id -> reason``) of items that could not be embedded.
-    """
-    cached = store.cached_hashes("vectors", embedder.model_id, rows["content_hash"].tolist())
-    todo = _uncached(rows, cached)
-    result = embed_payloads(embedder, payloads(dataset, todo), batch_size=batch_size)
+    model: str | None
+    modality: str
+    device: str | None
+    fitted: Any = None
+
+    @classmethod
+    def of(cls, embedder: Embedder, config: AuditConfig, modality: str) -> "EmbedderRef":
+        """The reference to ``embedder``, built for ``config`` and data of ``modality``."""
+        fitted = (config.model or DEFAULT_MODELS[modality]) == "tabular"
+        return cls(config.model, modality, config.device, embedder if fitted else None)
+
+    def get(self) -> Embedder:
+        """The embedder itself (loaded on first use in this process)."""
+        return self.fitted if self.fitted is not None else get_embedder(self.model, self.modality, self.device)
+
+
+def embed_items(embedder: EmbedderRef, payloads: list[Any], batch_size: int) -> EmbedResult:
+    """Embed the payloads (paths, texts or feature records) of one shard; nothing is stored."""
+    return embed_payloads(embedder.get(), payloads, batch_size=batch_size)
+
+
+def save_embedded(store: Store, model_id: str, todo: pd.DataFrame, result: EmbedResult) -> dict[str, str]:
+    """Commit the vectors computed for ``todo``'s contents; return ``content_hash -> reason`` for
+    those that could not be embedded."""
     hashes = todo["content_hash"].to_numpy()
-    store.save_vectors(embedder.model_id, hashes[result.ok].tolist(), result.vectors)
-    failed = {hashes[i]: reason for i, reason in result.errors.items()}
-    return {**_shard_outcome(rows, cached, failed), "computed": len(result.ok)}
+    store.save_vectors(model_id, hashes[result.ok].tolist(), result.vectors)
+    return {hashes[i]: reason for i, reason in result.errors.items()}
 
 
 def record_decode_errors(store: Store, run_id: str, dataset: Dataset, errors: dict[str, str]) -> None:
@@ -220,6 +292,93 @@ def table_checks(dataset: Dataset, config: AuditConfig) -> tuple[pd.DataFrame, p
     return pd.concat([findings, schema_finding(check_results)], ignore_index=True), check_results
 
 
+# -- incremental audits: the batch against a reference corpus -------------------------------------
+
+REFERENCE_SAMPLE = 5_000
+"""Reference items scored together with the batch by the density-based detectors (off-topic,
+outliers, label errors): all of the reference up to this size, a fixed random sample beyond it."""
+REFERENCE_CHUNK = 20_000
+"""Reference vectors read and searched at a time (20,000 × 1,280 float32 ≈ 100 MB)."""
+
+
+@dataclass
+class Reference:
+    """The corpus a batch is audited against, for the run's embedding model.
+
+    ``corpus``: every readable reference item, first seen first (``item_id, content_hash, label,
+    ordinal, run_id``; see :meth:`Store.reference_corpus`) — metadata only. ``searchable``: the
+    first item of each content that has a cached vector for the model; its row positions are what
+    the neighbour search returns. ``sample`` and ``sample_vectors``: at most
+    :data:`REFERENCE_SAMPLE` rows of ``searchable`` and their vectors.
+    """
+
+    run: str
+    corpus: pd.DataFrame
+    searchable: pd.DataFrame
+    sample: pd.DataFrame
+    sample_vectors: np.ndarray
+
+    def origin(self) -> dict[str, str]:
+        """``item_id -> run_id`` of every reference item."""
+        return dict(zip(self.corpus["item_id"], self.corpus["run_id"]))
+
+    def chunks(self, size: int = REFERENCE_CHUNK) -> list[tuple[int, list[str]]]:
+        """``(offset, content hashes)`` of consecutive slices of ``searchable``, ``size`` at most."""
+        hashes = self.searchable["content_hash"].tolist()
+        return [(start, hashes[start : start + size]) for start in range(0, len(hashes), size)]
+
+    def summary(self) -> dict[str, Any]:
+        """What the batch was compared with, for the run summary and the ``reference`` stage."""
+        return {
+            "run": self.run, "runs": sorted(set(self.corpus["run_id"])), "corpus_items": len(self.corpus),
+            "searchable": len(self.searchable), "sampled": len(self.sample),
+        }
+
+
+@dataclass
+class ReferenceHits:
+    """Each embedded batch item's most similar reference contents — ``indices`` are positions in
+    :attr:`Reference.searchable` (``-1`` none), best first — and the measured properties
+    (``item_id`` + columns) of the reference items they touch, for perceptual hashes."""
+
+    similarities: np.ndarray
+    indices: np.ndarray
+    properties: pd.DataFrame | None = None
+
+
+def load_reference(store: Store, run_id: str, config: AuditConfig, model_id: str) -> Reference | None:
+    """The reference corpus of run ``run_id`` (``None`` when the dataset has no reference run yet).
+
+    Reads the corpus's metadata, which of its contents have vectors for ``model_id``, and the
+    vectors of the sample only; the rest of the vectors are read chunk by chunk by the search
+    (:func:`reference_vectors`). Records the ``reference`` stage, which later runs follow to build
+    their own corpus from this one.
+    """
+    reference = reference_run(store, run_id, config)
+    if reference is None:
+        return None
+    corpus = store.reference_corpus(run_id, reference)
+    embedded = store.cached_hashes("vectors", model_id, corpus["content_hash"].tolist())
+    searchable = corpus[corpus["content_hash"].isin(embedded)].drop_duplicates("content_hash").reset_index(drop=True)
+    sample = searchable.iloc[sample_positions(len(searchable), REFERENCE_SAMPLE)].reset_index(drop=True)
+    loaded = Reference(reference, corpus, searchable, sample, reference_vectors(store, model_id, sample["content_hash"].tolist()))
+    store.mark_stage(run_id, Store.REFERENCE_STAGE, loaded.summary())
+    return loaded
+
+
+def reference_vectors(store: Store, model_id: str, hashes: list[str]) -> np.ndarray:
+    """The cached vectors of these contents, in order (every one must be cached)."""
+    cache = store.cached_vectors(model_id, hashes)
+    return np.stack([cache[h] for h in hashes]) if hashes else np.zeros((0, 0), np.float32)
+
+
+def reference_hits(store: Store, reference: Reference, similarities: np.ndarray, indices: np.ndarray, measurer: Measurer | None) -> ReferenceHits:
+    """The merged search results with the measured properties of the reference items they touch."""
+    touched = reference.searchable.iloc[np.unique(indices[indices >= 0])]
+    properties = load_properties(store, touched.assign(error=None), measurer.kind) if measurer is not None else None
+    return ReferenceHits(similarities, indices, properties)
+
+
 @dataclass
 class Detections:
     """All findings and pairs of a run, plus what did not run."""
@@ -230,38 +389,165 @@ class Detections:
     failed: dict[str, str]
     knn_method: str
     check_results: pd.DataFrame | None = None
+    reference: dict[str, Any] | None = None
+    """For an incremental run: what the batch was compared with (:meth:`Reference.summary`) and
+    ``duplicates_of_reference``, the flagged exact and near-duplicates of reference items per type."""
+
+
+@dataclass
+class DetectorJob:
+    """One call of :func:`detectors.run_detectors`: the detectors, the items they score and the
+    shared inputs (kNN graph, vectors, labels …) row-aligned with those items."""
+
+    names: list[str]
+    items: pd.DataFrame
+    modality: str
+    inputs: dict[str, Any]
+    params: dict[str, dict[str, Any]]
+
+
+def run_job(job: DetectorJob) -> DetectorRun:
+    """Run one job's detectors: a task of its own, so detectors can run side by side on workers."""
+    return run_detectors(job.items, job.modality, job.inputs, job.params, names=job.names)
+
+
+@dataclass
+class DetectionPlan:
+    """A run's detector jobs, and what :func:`assemble` needs to turn their results into findings."""
+
+    jobs: list[DetectorJob]
+    items: pd.DataFrame
+    modality: str
+    knn_method: str
+    properties: pd.DataFrame | None = None
+    rule_checks: tuple[pd.DataFrame, pd.DataFrame] | None = None
+    reference: Reference | None = None
+
+
+def plan_detection(
+    items: pd.DataFrame, embedded: pd.DataFrame, vectors: np.ndarray, modality: str, config: AuditConfig, device: str,
+    properties: pd.DataFrame | None = None, rule_checks: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    reference: Reference | None = None, hits: ReferenceHits | None = None,
+) -> DetectionPlan:
+    """Build the kNN graph once and one job per selected detector.
+
+    Detectors that need no inputs (exact duplicates) form one job over every readable item; each
+    other detector gets a job over the embedded items with the shared graph. With a ``reference``
+    and its ``hits`` the jobs see the reference too (see :func:`_reference_jobs`). ``properties``
+    (``item_id`` + measured columns) feeds the quality checks and, for images, the perceptual
+    hashes of the near-duplicate detector; ``rule_checks`` are the findings and check results of a
+    table's suite (see :func:`table_checks`).
+    """
+    names = config.detectors or default_detectors()
+    validate_params(config.params)
+    readable = items[items["error"].isna()].reset_index(drop=True)
+    jobs = [DetectorJob([n for n in names if not REGISTRY[n].requires], readable, modality, {}, config.params)]
+    graph_names = [n for n in names if REGISTRY[n].requires]
+    knn = build_knn_graph(vectors, k=config.k, device=device) if len(embedded) else None
+    inputs = {
+        "knn": knn, "vectors": vectors if len(embedded) else None, "labels": usable_labels(embedded),
+        "hashes": perceptual_hashes(embedded, properties), "pred_probs": user_probabilities(config, items, embedded),
+    }
+    plan = DetectionPlan(jobs, items, modality, knn.method if knn is not None else "none", properties, rule_checks, reference)
+    if knn is None or reference is None or hits is None:
+        jobs += [DetectorJob([n], embedded, modality, inputs, config.params) for n in graph_names]
+        return plan
+    jobs += _reference_jobs(graph_names, embedded, vectors, modality, inputs, config, device, properties, reference, hits)
+    plan.knn_method = f"{knn.method}+reference"
+    return plan
+
+
+def _reference_jobs(
+    names: list[str], embedded: pd.DataFrame, vectors: np.ndarray, modality: str, inputs: dict[str, Any], config: AuditConfig,
+    device: str, properties: pd.DataFrame | None, reference: Reference, hits: ReferenceHits,
+) -> list[DetectorJob]:
+    """Jobs that score the batch against the reference.
+
+    ``near_duplicate`` runs on the batch plus the reference items among its neighbours, with each
+    batch item's neighbours drawn from the batch and the whole reference (:func:`with_reference_neighbours`):
+    a copy of a reference item joins its group, and the reference item, seen first, is kept.
+    The density-based detectors (``off_topic``, ``outlier``, ``label_error``) run on the batch plus
+    a sample of the reference (all of it up to :data:`REFERENCE_SAMPLE` items), with one kNN graph
+    over both: neighbours come from reference and batch alike, and each detector's run-level
+    threshold comes mostly from the reference, so a batch that is all off-topic still stands out.
+    Only the batch's findings are kept (:func:`assemble`). ``label_error`` with the caller's
+    ``pred_probs`` (one row per batch item) scores the batch alone.
+    """
+    touching, touched = with_reference_neighbours(inputs["knn"], hits.similarities, hits.indices, config.k)
+    near_items = pd.concat([embedded, _as_items(reference.searchable.iloc[touched], modality)], ignore_index=True)
+    near_properties = pd.concat([properties, hits.properties], ignore_index=True) if properties is not None and hits.properties is not None else None
+    near_inputs = {"knn": touching, "hashes": perceptual_hashes(near_items, near_properties)}
+    pool_items = pd.concat([embedded, _as_items(reference.sample, modality)], ignore_index=True)
+    pool_vectors = np.vstack([vectors, reference.sample_vectors]) if len(reference.sample) else vectors
+    pool_knn = build_knn_graph(pool_vectors, k=config.k, device=device) if len(reference.sample) else inputs["knn"]
+    pool_inputs = {"knn": pool_knn, "vectors": pool_vectors, "labels": usable_labels(pool_items)}
+    jobs = []
+    for name in names:
+        if name == "near_duplicate":
+            jobs.append(DetectorJob([name], near_items, modality, near_inputs, config.params))
+        elif name == "label_error" and inputs["pred_probs"] is not None:
+            jobs.append(DetectorJob([name], embedded, modality, inputs, config.params))
+        else:
+            jobs.append(DetectorJob([name], pool_items, modality, pool_inputs, config.params))
+    return jobs
+
+
+def _as_items(reference_rows: pd.DataFrame, modality: str) -> pd.DataFrame:
+    """Reference items as rows of an items frame, ordered before every batch item (negative
+    ordinals, first seen first), so a duplicate group keeps its reference member."""
+    frame = pd.DataFrame({column: reference_rows[column].to_numpy() if column in reference_rows else None for column in ITEM_COLUMNS})
+    frame["ordinal"] = np.arange(len(frame)) - len(frame)
+    frame["modality"] = modality
+    return frame
+
+
+def assemble(plan: DetectionPlan, outcomes: Sequence[DetectorRun]) -> Detections:
+    """The run's findings and pairs from the checks and the jobs' results (in job order); for an
+    incremental run, only the batch's items are kept and relations to reference items say so."""
+    results = {name: result for outcome in outcomes for name, result in outcome.results.items()}
+    checks = [check_corrupt(plan.items)] + quality_checks(plan.modality, plan.properties) + ([plan.rule_checks[0]] if plan.rule_checks else [])
+    findings = pd.concat(checks + [r.findings for r in results.values()], ignore_index=True)
+    pair_frames = [r.pairs for r in results.values() if len(r.pairs)]
+    pairs = pd.concat(pair_frames, ignore_index=True) if pair_frames else empty_pairs()
+    summary = None
+    if plan.reference is not None:
+        findings, pairs, summary = _against_reference(findings, pairs, plan.items, plan.reference, exact="exact_duplicate" in results)
+    skipped = {k: v for o in outcomes for k, v in o.skipped.items()}
+    failed = {k: v for o in outcomes for k, v in o.failed.items()}
+    check_results = plan.rule_checks[1] if plan.rule_checks else None
+    return Detections(validate_findings(findings), pairs, skipped, failed, plan.knn_method, check_results, summary)
+
+
+def _against_reference(
+    findings: pd.DataFrame, pairs: pd.DataFrame, items: pd.DataFrame, reference: Reference, *, exact: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Keep the batch's findings and pairs, make copies of reference content exact duplicates of
+    the reference item (when the exact-duplicate detector ran), and mark relations to reference items."""
+    batch = set(items["item_id"]) | {RUN_ITEM_ID}
+    findings = findings[findings["item_id"].isin(batch)]
+    pairs = pairs[pairs["item_a"].isin(batch) | pairs["item_b"].isin(batch)]
+    if exact:
+        copies = exact_reference_duplicates(items[items["error"].isna()], reference.corpus)
+        copied = set(copies.findings["item_id"])
+        findings = pd.concat([findings[~((findings["issue_type"] == "exact_duplicate") & findings["item_id"].isin(copied))], copies.findings], ignore_index=True)
+        own = (pairs["method"] == "content_hash") & (pairs["item_a"].isin(copied) | pairs["item_b"].isin(copied))
+        pairs = pd.concat([pairs[~own], copies.pairs], ignore_index=True)
+    origin = reference.origin()
+    findings = mark_reference_relations(findings.reset_index(drop=True), origin)
+    pairs = mark_reference_pairs(pairs.reset_index(drop=True), set(origin))
+    copies = findings["flagged"] & findings["issue_type"].isin(["exact_duplicate", "near_duplicate"]) & findings["related_item_id"].isin(list(origin))
+    per_type = findings[copies].groupby("issue_type").size()
+    return findings, pairs, {**reference.summary(), "duplicates_of_reference": {str(t): int(n) for t, n in per_type.items()}}
 
 
 def detect_stage(
     items: pd.DataFrame, embedded: pd.DataFrame, vectors: np.ndarray, modality: str, config: AuditConfig, device: str,
     properties: pd.DataFrame | None = None, rule_checks: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> Detections:
-    """Run the checks and every selected detector; the kNN graph is built once and shared.
-
-    Detectors that need no inputs see every readable item; the others see the embedded items.
-    ``properties`` (``item_id`` + measured columns) feeds the quality checks and, for images, the
-    perceptual hashes of the near-duplicate detector; ``rule_checks`` are the findings and check
-    results of a table's suite (see :func:`table_checks`).
-    """
-    names = config.detectors or default_detectors()
-    validate_params(config.params)
-    content_only = [n for n in names if not REGISTRY[n].requires]
-    needs_inputs = [n for n in names if REGISTRY[n].requires]
-    outcomes = [run_detectors(items[items["error"].isna()].reset_index(drop=True), modality, {}, config.params, names=content_only)]
-    knn = build_knn_graph(vectors, k=config.k, device=device) if len(embedded) else None
-    inputs = {
-        "knn": knn, "vectors": vectors if len(embedded) else None, "labels": usable_labels(embedded),
-        "hashes": perceptual_hashes(embedded, properties), "pred_probs": user_probabilities(config, items, embedded),
-    }
-    outcomes.append(run_detectors(embedded, modality, inputs, config.params, names=needs_inputs))
-    results = [r for o in outcomes for r in o.results.values()]
-    checks = [check_corrupt(items)] + quality_checks(modality, properties) + ([rule_checks[0]] if rule_checks else [])
-    findings = validate_findings(pd.concat(checks + [r.findings for r in results], ignore_index=True))
-    pair_frames = [r.pairs for r in results if len(r.pairs)]
-    pairs = pd.concat(pair_frames, ignore_index=True) if pair_frames else empty_pairs()
-    skipped = {k: v for o in outcomes for k, v in o.skipped.items()}
-    failed = {k: v for o in outcomes for k, v in o.failed.items()}
-    return Detections(findings, pairs, skipped, failed, knn.method if knn is not None else "none", rule_checks[1] if rule_checks else None)
+    """Plan, run every job in this process and assemble: the whole detection of a stand-alone batch
+    (the flow runs the jobs as tasks instead; see :func:`plan_detection`)."""
+    plan = plan_detection(items, embedded, vectors, modality, config, device, properties, rule_checks)
+    return assemble(plan, [run_job(job) for job in plan.jobs])
 
 
 def summarize(store: Store, run_id: str, top: int = 5) -> dict[str, Any]:
@@ -320,7 +606,9 @@ def drift_stage(store: Store, run_id: str, config: AuditConfig, embedded: pd.Dat
     """Test this run's embedded items against the reference run's, with the same model's cached vectors.
 
     Skips (with the reason) when there is no reference, it was embedded with another model, or
-    either side has too few embedded items; see :mod:`detectors.drift` for the tests.
+    either side has too few embedded items; see :mod:`detectors.drift` for the tests. Only the
+    reference vectors the tests use are read (a sample of at most ``DEFAULT_MAX_SAMPLES``), so a
+    large reference costs no memory; its labels are all counted.
     """
     reference = reference_run(store, run_id, config)
     if reference is None:
@@ -332,9 +620,11 @@ def drift_stage(store: Store, run_id: str, config: AuditConfig, embedded: pd.Dat
             f"reference run {reference} was embedded with {reference_model}, this run with {model_id}; "
             f"re-audit the reference with --model {model_id} to compare them",
         )
-    ref_items, ref_vectors = load_vectors(store, store.load_items(reference), model_id)
-    if min(len(ref_items), len(embedded)) < MIN_SAMPLES:
-        return DriftOutcome(empty_findings(), f"drift needs {MIN_SAMPLES} embedded items on each side; reference {reference} has {len(ref_items)}, this run {len(embedded)}")
+    ref_items = store.load_items(reference)
+    ref_items = ref_items[ref_items["error"].isna()].reset_index(drop=True)
+    sample, ref_vectors = load_vectors(store, ref_items.iloc[sample_positions(len(ref_items), DEFAULT_MAX_SAMPLES)], model_id)
+    if min(len(sample), len(embedded)) < MIN_SAMPLES:
+        return DriftOutcome(empty_findings(), f"drift needs {MIN_SAMPLES} embedded items on each side; reference {reference} has {len(sample)}, this run {len(embedded)}")
     result = detect_drift(ref_vectors, vectors, reference_labels=ref_items["label"].to_numpy(), batch_labels=embedded["label"].to_numpy())
     summary = {"reference": reference, "drifted": result.drifted, "score": result.score, "reason": result.reason, **result.detail()}
     return DriftOutcome(drift_finding(result), None, summary)
@@ -347,3 +637,18 @@ def add_drift(detections: Detections, drift: DriftOutcome) -> Detections:
     if len(drift.findings):
         detections.findings = validate_findings(pd.concat([detections.findings, drift.findings], ignore_index=True))
     return detections
+
+
+# -- blocking checks ---------------------------------------------------------------------------------
+
+FAILED_CHECKS = "failed-checks"
+"""Run status of an audit that finished, findings stored, but whose blocking checks failed."""
+
+
+def blocking_failures(config: AuditConfig, detections: Detections) -> list[str]:
+    """The failed expectations that fail the run: every failed expectation of the suite when
+    ``config.blocking`` is set, none otherwise."""
+    if not config.blocking or detections.check_results is None:
+        return []
+    results = detections.check_results
+    return results.loc[~results["success"].astype(bool), "check_name"].astype(str).tolist()

@@ -37,13 +37,13 @@ def test_image_audit_end_to_end(tmp_path, image_folder):
     reencoded = {frozenset(p) for p in zip(pairs.item_a, pairs.item_b)}
     assert frozenset({copy_pair.item_a.iloc[0], "trouser/zz_reencoded.jpg"}) in reencoded
     # 26 readable items; the exact copy sits in a later shard and reuses its original's vector
-    assert summary["embed"] == {"cached": 1, "computed": 25}
+    assert summary["embed"] == {"cached": 1, "computed": 25, "hit_rate": round(1 / 26, 4)}
 
 
 def test_rerun_embeds_nothing_twice(tmp_path, image_folder):
     store, first = run(tmp_path, image_folder)
     _, second = run(tmp_path, image_folder)
-    assert second["embed"] == {"cached": 26, "computed": 0}
+    assert second["embed"] == {"cached": 26, "computed": 0, "hit_rate": 1.0}
     a = store.findings(first["run_id"]).drop(columns="run_id")
     b = store.findings(second["run_id"]).drop(columns="run_id")
     assert a.equals(b)

@@ -292,6 +292,45 @@ class Store:
             )
             con.unregister("new_properties")
 
+    # -- incremental audits: the reference corpus a new batch is compared with ----------------
+
+    REFERENCE_STAGE = "reference"
+    """The run stage whose detail (``{"run": …}``) names the reference run a run was audited against."""
+
+    def reference_corpus(self, run_id: str, reference_run: str) -> pd.DataFrame:
+        """The readable items that the batch of run ``run_id`` is compared with when its reference
+        is ``reference_run``: that run's items and, when that run was itself audited against a
+        reference, that run's corpus in turn (followed through each run's ``reference`` stage), so
+        a chain of batch-only runs adds up to everything the dataset has seen.
+
+        Where runs share an item id, the newest run's version wins (an item that became unreadable
+        stays out), and ids that run ``run_id`` has itself are left out: the batch holds their
+        current version. Columns ``item_id, content_hash, label, ordinal, run_id`` (the run the item
+        comes from), oldest run first, then in ingest order — so the first item of a content is
+        the one seen first.
+        """
+        sql = """
+            WITH RECURSIVE chain(run_id, depth) AS (
+                SELECT $reference::VARCHAR, 0
+                UNION ALL
+                SELECT json_extract_string(s.detail, '$.run'), c.depth + 1
+                FROM chain c JOIN run_stages s ON s.run_id = c.run_id AND s.stage = $stage
+                WHERE c.depth < 100000 AND json_extract_string(s.detail, '$.run') IS NOT NULL
+            ),
+            versions AS (
+                SELECT i.item_id, i.content_hash, i.label, i.ordinal, i.error, i.run_id, c.depth,
+                       row_number() OVER (PARTITION BY i.item_id ORDER BY c.depth) AS version
+                FROM items i JOIN chain c USING (run_id)
+            )
+            SELECT v.item_id, v.content_hash, v.label, v.ordinal, v.run_id FROM versions v
+            WHERE v.version = 1 AND v.error IS NULL
+              AND NOT EXISTS (SELECT 1 FROM items b WHERE b.run_id = $run AND b.item_id = v.item_id)
+            ORDER BY v.depth DESC, v.ordinal
+        """
+        with self.connect(read_only=True) as con:
+            frame = con.sql(sql, params={"reference": reference_run, "run": run_id, "stage": self.REFERENCE_STAGE}).df()
+        return frame.astype(object).where(frame.notna(), None).astype({"ordinal": "int64"})
+
     # -- findings and pairs ------------------------------------------------------------------
 
     def save_results(
