@@ -40,7 +40,7 @@ from winnow.store import Store
 
 SHARD = 15
 MODEL = "efficientnet-lite0"
-TABLES = ("runs", "run_stages", "items", "embeddings", "properties", "findings", "pairs", "check_results", "decisions", "schema_migrations")
+TABLES = ("runs", "run_stages", "items", "embeddings", "properties", "findings", "pairs", "check_results", "decisions", "removals", "schema_migrations")
 
 
 @pytest.fixture(scope="module")

@@ -71,9 +71,24 @@ def _properties_cache(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _filter_removals(con: duckdb.DuckDBPyConnection) -> None:
+    """``winnow filter``'s removal manifest: one row per removed document of a filter run (the run
+    itself is a row of ``runs`` with modality ``text``)."""
+    con.execute(
+        """
+        CREATE TABLE removals (
+            run_id VARCHAR NOT NULL, doc_id VARCHAR NOT NULL, shard VARCHAR NOT NULL, line BIGINT NOT NULL,
+            stage VARCHAR NOT NULL, reason VARCHAR, related_doc_id VARCHAR, detail JSON,
+            PRIMARY KEY (run_id, shard, line)
+        );
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial_schema", _initial_schema),
     ("0002_properties_cache", _properties_cache),
+    ("0003_filter_removals", _filter_removals),
 ]
 
 

@@ -1,0 +1,114 @@
+"""The pieces under the filter stages: batched MinHash (equal to datasketch's), shingles,
+normalisation, the persisted index, configuration errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from datasketch import MinHash
+
+from tests.filtering.conftest import documents, drop_words
+from winnow.errors import ConfigError
+from winnow.filtering import text as textops
+from winnow.filtering.config import load_filter_config
+from winnow.filtering.index import DedupIndex
+
+
+def test_batched_signatures_equal_datasketch_minhash(reviews):
+    texts = [textops.dedup_form(t) for t in documents(reviews, 40)] + ["", "one"]
+    shingles, counts = textops.shingle_hashes(texts, 3)
+    sigs = textops.signatures(shingles, counts, 64, 5)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    for i in range(len(texts)):
+        expected = MinHash(num_perm=64, seed=5, scheme="affine32", hashfunc=int)
+        expected.update_batch(shingles[offsets[i] : offsets[i + 1]])
+        assert np.array_equal(sigs[i], expected.hashvalues), i
+    assert counts[-2] == 0 and counts[-1] == 1  # no word: no shingle; fewer words than the size: one
+
+
+def test_shingles_do_not_cross_documents_and_ignore_punctuation():
+    alone, _ = textops.shingle_hashes(["b c"], 2)
+    after, counts = textops.shingle_hashes(["a", "b c"], 2)
+    assert list(counts) == [1, 1] and after[1] == alone[0]
+    punctuated, _ = textops.shingle_hashes(["b, c!"], 2)
+    assert punctuated[0] == alone[0]
+
+
+def test_similarity_of_a_near_copy_is_high_and_of_another_document_low(reviews):
+    base, other = documents(reviews, 2)
+    texts = [textops.dedup_form(t) for t in (base, drop_words(base, 0.1, seed=1), other)]
+    sigs = textops.signatures(*textops.shingle_hashes(texts, 2), 128, 1)
+    assert np.mean(sigs[0] == sigs[1]) > 0.6
+    assert np.mean(sigs[0] == sigs[2]) < 0.2
+
+
+def test_normalize_document_keeps_case_and_lines():
+    assert textops.normalize_document("  Cafe\u0301  au\tlait \n\n\n\nNext   line  ") == "Caf\u00e9 au lait\n\nNext line"
+
+
+def test_index_persists_and_refuses_other_params(tmp_path):
+    index = DedupIndex(tmp_path, 2, np.uint32, {"rows": 4})
+    index.commit("run-s000001", np.array([[5, 7], [9, 11]]), ["a", "b"], np.ones((2, 3), np.uint32))
+    reopened = DedupIndex(tmp_path, 2, np.uint32, {"rows": 4})
+    assert reopened.has("run-s000001") and not reopened.has("run-s000002")
+    assert reopened.lookup(1, np.array([11, 7, 3])).tolist() == [1, 0, -1]
+    assert reopened.doc_id(1) == "b" and reopened.signature(0).tolist() == [1, 1, 1]
+    with pytest.raises(ConfigError, match="built with"):
+        DedupIndex(tmp_path, 2, np.uint32, {"rows": 5})
+
+
+def test_index_leaves_out_the_deltas_of_runs_not_counted(tmp_path):
+    index = DedupIndex(tmp_path, 1, np.uint64, {}, runs={"20260101-000000-aaaaaa"})
+    index.commit("20260101-000000-aaaaaa-s000000", np.array([[3]]), ["kept"])
+    abandoned = DedupIndex(tmp_path, 1, np.uint64, {}, runs={"20260101-000000-bbbbbb"})
+    abandoned.commit("20260101-000000-bbbbbb-s000000", np.array([[4]]), ["other"])
+    later = DedupIndex(tmp_path, 1, np.uint64, {}, runs={"20260101-000000-aaaaaa", "20260102-000000-cccccc"})
+    assert later.lookup(0, np.array([3, 4])).tolist() == [0, -1] and later.size == 1
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("stages: [exact, fuzzy]", "unknown stage(s) ['fuzzy']"),
+        ("stages: exact", "must be a list"),
+        ("minhash: {permutations: 64}", "unknown option(s) ['permutations'] in 'minhash'"),
+        ("minhash: {threshold: 1.5}", "minhash.threshold must be in (0, 1]"),
+        ("minhash: {bands: 20, rows: 10}", "exceeds num_perm"),
+        ("quality: {min_letters: 3}", "unknown quality option(s) ['min_letters']"),
+        ("stages: [anomaly]", "needs anomaly.reference"),
+        ("filters: []", "unknown key(s) ['filters']"),
+        ("- exact", "must be a YAML mapping"),
+    ],
+)
+def test_bad_config_is_a_clear_error(tmp_path, yaml_text, message):
+    path = tmp_path / "filter.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as error:
+        load_filter_config(path, inputs="x/*.jsonl", out=str(tmp_path / "out"))
+    assert message in str(error.value)
+
+
+def test_config_orders_stages_and_resolves_paths(tmp_path):
+    reference = tmp_path / "good.txt"
+    reference.write_text("a good document\nanother one\n")
+    path = tmp_path / "filter.yaml"
+    path.write_text(f"stages: [quality, exact]\nanomaly: {{reference: {reference.name}}}\nquality: {{min_chars: 40}}\n")
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        config = load_filter_config(path, inputs="x/*.jsonl", out="out")
+    finally:
+        os.chdir(cwd)
+    assert config.stages == ("quality", "exact") and config.quality.params == {"min_chars": 40}
+    assert config.anomaly.reference == str(reference) and config.out == str(tmp_path / "out")
+
+
+def test_workers_choose_the_dask_task_runner(tmp_path):
+    DaskTaskRunner = pytest.importorskip("prefect_dask").DaskTaskRunner
+
+    from flows.filter import filter_flow_for
+
+    config = load_filter_config(None, inputs="x/*.jsonl", out=str(tmp_path), workers=2)
+    assert isinstance(filter_flow_for(config).task_runner, DaskTaskRunner)
