@@ -5,11 +5,14 @@
    again, each time resumed with ``winnow audit --resume``, until it completes. An uninterrupted
    audit of the same folder is the reference. Reported: kills survived, where each landed, rows
    lost and doubled per table, the integrity check, wall times.
-2. **Load test.** ``winnow dashboard`` on a run with 100k findings, opened by 20 concurrent Chromium
+2. **Filter crash loop.** ``winnow filter`` over a 200k-document corpus (20 shards, planted copies)
+   killed the same way and re-run with the same arguments until it completes, against an
+   uninterrupted run: manifest rows lost and doubled, and whether the filtered shards are equal.
+3. **Load test.** ``winnow dashboard`` on a run with 100k findings, opened by 20 concurrent Chromium
    sessions, each loading the triage queue several times; p50 / p95 page time, against one session
    alone on the same run (the ratio is the cost of sharing).
 
-Writes ``bench/results/reliability.{json,md}``. ``--kills`` and ``--sessions`` scale it down.
+Writes ``bench/results/reliability.{json,md}``. ``--kills``, ``--docs`` and ``--sessions`` scale it down.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -118,6 +122,54 @@ def crash_loop(work: Path, max_kills: int, seed: int) -> dict:
     }
 
 
+def filter_command(inputs: str, out: Path, db: Path) -> list[str]:
+    return [sys.executable, "-m", "winnow.cli", "filter", inputs, "--out", str(out), "--db", str(db), "--id-key", "id"]
+
+
+def filter_crash_loop(work: Path, max_kills: int, docs: int, seed: int) -> dict:
+    from bench.filter_corpus import build_corpus
+    from tests.filtering.test_filter_cli import comparable
+
+    build_corpus(docs, work / "corpus", seed)
+    inputs = str(work / "corpus" / "*.jsonl.gz")
+    env = prefect_env(work / "prefect-filter")
+    rng = random.Random(seed)
+    started = time.monotonic()
+    subprocess.run(filter_command(inputs, work / "clean-out", work / "clean-filter.duckdb"), env=env, check=True, capture_output=True, timeout=3600)
+    reference_s = time.monotonic() - started
+
+    out, db = work / "killed-out", work / "killed-filter.duckdb"
+    kills = []
+    started = time.monotonic()
+    while len(kills) < max_kills:
+        delay = rng.uniform(2.0, 0.8 * reference_s)
+        process = subprocess.Popen(filter_command(inputs, out, db), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            process.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        stderr = process.communicate()[1].decode(errors="replace")
+        if process.returncode == 0:
+            break
+        if process.returncode != -signal.SIGKILL:
+            raise RuntimeError(f"winnow filter failed on its own ({process.returncode}): {stderr[-2000:]}")
+        kills.append(round(delay, 1))
+    subprocess.run(filter_command(inputs, out, db), env=env, check=True, capture_output=True, timeout=3600)
+    killed_s = time.monotonic() - started
+
+    manifest_a, shards_a = comparable(work / "clean-out", work / "clean-filter.duckdb")
+    manifest_b, shards_b = comparable(out, db)
+    key = ["shard", "line"]
+    have = set(map(tuple, manifest_b[key].astype(str).to_numpy()))
+    want = set(map(tuple, manifest_a[key].astype(str).to_numpy()))
+    return {
+        "documents": docs, "kills": kills, "runs_in_state": len(list(out.glob(".winnow-state/runs/*"))),
+        "manifest_rows": len(manifest_b), "reference_rows": len(manifest_a), "lost": len(want - have),
+        "doubled": int(manifest_b.duplicated(key).sum()), "manifest_equal": manifest_a.equals(manifest_b),
+        "filtered_shards_equal": shards_a == shards_b, "reference_wall_s": round(reference_s, 1), "killed_and_rerun_wall_s": round(killed_s, 1),
+    }
+
+
 def load_test(work: Path, sessions: int, rounds: int, findings: int, seed: int) -> dict:
     from bench.run_dashboard import ISSUE, build_run
 
@@ -134,7 +186,7 @@ def load_test(work: Path, sessions: int, rounds: int, findings: int, seed: int) 
 
 
 def markdown(result: dict) -> str:
-    crash, load = result["crash_loop"], result["load_test"]
+    crash, filt, load = result["crash_loop"], result["filter_crash_loop"], result["load_test"]
     lost = sum(d["lost"] for d in crash["damage"].values())
     doubled = sum(d["doubled"] for d in crash["damage"].values())
     lines = [
@@ -153,6 +205,17 @@ def markdown(result: dict) -> str:
         f"| wall, killed and resumed until done | {crash['killed_and_resumed_wall_s']} s |", "",
         "| table | rows | reference | lost | doubled |", "|---|---|---|---|---|",
         *[f"| {t} | {d['rows']} | {d['reference_rows']} | {d['lost']} | {d['doubled']} |" for t, d in crash["damage"].items()], "",
+        "## Filter crash loop", "",
+        f"`winnow filter` over {filt['documents']:,} documents in 20 shards killed with SIGKILL after random delays "
+        f"and re-run with the same arguments each time, against an uninterrupted run ({filt['reference_wall_s']} s).", "",
+        "| figure | value |", "|---|---|",
+        f"| kills survived | {len(filt['kills'])} (after {', '.join(map(str, filt['kills']))} s) |",
+        f"| runs in the state folder at the end | {filt['runs_in_state']} |",
+        f"| manifest rows | {filt['manifest_rows']} (reference {filt['reference_rows']}) |",
+        f"| rows lost / doubled | {filt['lost']} / {filt['doubled']} |",
+        f"| manifest equal to the reference's | {filt['manifest_equal']} |",
+        f"| filtered shards equal to the reference's | {filt['filtered_shards_equal']} |",
+        f"| wall, killed and re-run until done | {filt['killed_and_rerun_wall_s']} s |", "",
         "## Many reviewers at once", "",
         f"`winnow dashboard` on a run with {load['findings']:,} findings; the triage queue opened by "
         f"{load['sessions']} concurrent Chromium sessions, {load['rounds']} loads each, timed until the page has rendered.", "",
@@ -167,6 +230,7 @@ def markdown(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--docs", type=int, default=200_000)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--findings", type=int, default=100_000)
@@ -178,6 +242,7 @@ def main() -> None:
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "date": time.strftime("%Y-%m-%d"),
             "crash_loop": crash_loop(work, args.kills, args.seed),
+            "filter_crash_loop": filter_crash_loop(work, args.kills, args.docs, args.seed),
             "load_test": load_test(work, args.sessions, args.rounds, args.findings, args.seed),
         }
     RESULTS.mkdir(exist_ok=True)

@@ -197,20 +197,31 @@ def test_two_audits_readers_and_the_dashboard_share_one_file(folders, tmp_path, 
     assert reader.times and app_times and renders and set(http_statuses) == {200}
 
 
-def hold_write_lock(path: Path, seconds: float) -> subprocess.Popen:
-    """Another process that holds the file read-write for ``seconds`` (like an audit mid-transaction)."""
+def hold_write_lock(path: Path) -> subprocess.Popen:
+    """Another process that holds the file read-write (like an audit mid-transaction) until a line
+    arrives on its stdin."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep({seconds})"],
-        stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('held', flush=True); sys.stdin.readline()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     assert holder.stdout.readline().strip() == "held"
     return holder
 
 
+def release_after(holder: subprocess.Popen, seconds: float) -> threading.Timer:
+    def release() -> None:
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+
+    timer = threading.Timer(seconds, release)
+    timer.start()
+    return timer
+
+
 def test_a_writer_that_cannot_get_the_lock_says_what_to_do_and_one_that_waits_gets_in(tmp_path):
     store = Store(tmp_path / "locked.duckdb")
     run_id = store.create_run(dataset="d", source="s", modality="image", config={})
-    holder = hold_write_lock(store.path, 2.0)
+    holder = hold_write_lock(store.path)
     try:
         impatient = Store(store.path, lock_timeout=0.5)
         started = time.monotonic()
@@ -224,8 +235,10 @@ def test_a_writer_that_cannot_get_the_lock_says_what_to_do_and_one_that_waits_ge
             impatient.list_runs()  # readers too: nobody can open the file while a writer holds it
 
         started = time.monotonic()
+        release_after(holder, 1.0)
         Store(store.path, lock_timeout=30).mark_stage(run_id, "ingest")  # retries until the holder lets go
-        assert time.monotonic() - started > 0.5
+        assert time.monotonic() - started >= 1.0
+        holder.wait(timeout=30)
     finally:
         holder.kill()
         holder.wait()
