@@ -28,8 +28,14 @@ dashboard: $(STAMP)
 clean:
 	rm -rf demo .prefect .pytest_cache
 
+# fastdup (a peer in the benchmarks) pins numpy < 2, so it gets a venv of its own
+FASTDUP := .venv-fastdup/bin/python
+$(FASTDUP):
+	$(PYTHON) -m venv .venv-fastdup
+	$(FASTDUP) -m pip install --quiet fastdup==2.54
+
 .PHONY: bench-quality
-bench-quality: $(STAMP)
+bench-quality: $(STAMP) $(FASTDUP)
 	test -d /usr/share/datasets/fashion-mnist || (apt-get update -qq && apt-get install -y dataset-fashion-mnist)
 	$(PY) -m pip install --quiet -r bench/requirements-peers.txt
 	$(PY) -m bench.run_quality
@@ -45,3 +51,22 @@ bench-perf: $(STAMP)
 	test -d /usr/share/datasets/fashion-mnist || (apt-get update -qq && apt-get install -y dataset-fashion-mnist)
 	$(PY) -m pip install --quiet -r bench/requirements-peers.txt
 	$(PY) -m bench.run_perf
+
+.PHONY: bench-reliability
+bench-reliability: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(PY) -m bench.run_reliability
+
+.PHONY: bench-dashboard
+bench-dashboard: $(STAMP)
+	$(PY) -m bench.run_dashboard $(if $(wildcard demo/truth.json),--demo demo)
+
+.PHONY: bench-filter
+bench-filter: $(STAMP)
+	test -d /usr/share/games/fortunes || (apt-get update -qq && apt-get install -y -qq fortunes)
+	$(PY) -m bench.run_filter
+
+.PHONY: bench-scale
+bench-scale: $(STAMP)
+	$(PY) -m pip install --quiet -r bench/requirements-peers.txt
+	$(PY) -m bench.run_scale

@@ -12,14 +12,12 @@ interpreter, so imports and peak RSS are its own.
    :data:`N_TEXTS` Rotten Tomatoes reviews through ``embed_payloads`` with MiniLM against one
    ``SentenceTransformer.encode`` call on the whole list. Each batch size of :data:`BATCH_SIZES` is
    measured raw, then end to end, one after the other.
-2. **Detectors at scale.** Synthetic L2-normalised embeddings with planted structure
-   (:func:`planted_embeddings`): Gaussian clusters, near-duplicate pairs, scattered outliers and
-   flipped labels. ``build_knn_graph`` and then each registered detector through
-   ``detectors.run_detectors``, one at a time, with wall and CPU seconds and the peak RSS of the
-   process during that stage (the peak is reset before each stage through ``/proc/self/clear_refs``).
-   What each found of the planted structure is measured, never assumed. The largest size is timed
-   under cProfile (kNN graph plus all detectors; its overhead is small next to the numpy, faiss and
-   scikit-learn work, and running everything twice would not fit in the time a 2-core machine has).
+2. **Detectors at scale**, measured by ``bench/run_scale.py`` (``make bench-scale`` runs the same
+   code up to 1M items with a plot and before/after figures): synthetic L2-normalised embeddings
+   with planted structure (``planted_embeddings``), ``build_knn_graph`` and then each registered
+   detector through ``detectors.run_detectors``, one at a time, with wall and CPU seconds and the
+   peak RSS of the process during that stage. What each found of the planted structure is measured,
+   never assumed. The largest size is timed under cProfile.
 3. **cleanlab Datalab** (``near_duplicate`` + ``outlier`` on the same features) on the largest size,
    in its own process with a :data:`DATALAB_TIMEOUT` limit; past it, it runs on
    :data:`DATALAB_FALLBACK` items instead, and winnow's detectors run again at that size, so the
@@ -32,88 +30,24 @@ Machines here are shared: the load average is recorded before and after each par
 from __future__ import annotations
 
 import argparse
-import cProfile
 import json
-import multiprocessing
-import os
-import pstats
 import time
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.run_scale import DIM, in_fresh_process, load_average, time_datalab, time_detectors
+
 N_IMAGES = 500
 N_TEXTS = 2000
 BATCH_SIZES = (16, 32, 64)
-DIM = 512
-CLUSTERS = 100
-CLASSES = 10
-"""Labels: cluster number modulo this, so each class is a mixture of ten clusters (a linear probe still separates them)."""
-CLUSTER_SPREAD = 0.8
-"""Norm of a point's offset from its (unit) cluster centre: cosine ≈ 0.6 between members of a cluster."""
-DUPLICATE_SPREAD = 0.2
-"""Norm of a near-duplicate's offset from its original: cosine ≈ 0.98, above the 0.95 threshold."""
+DATALAB_ISSUES = ("near_duplicate", "outlier")
 DATALAB_TIMEOUT = 300.0
 DATALAB_FALLBACK = 50_000
 GOALS = {"embed ratio": 0.9, "images/s": 40.0, "texts/s": 400.0}
 PROFILE_TOP = 5
-
-
-# -- processes and measurements ------------------------------------------------------------------
-
-
-def _call(sender: Any, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    try:
-        sender.send(("ok", function(*args)))
-    except Exception:  # noqa: BLE001 - the parent raises it, with this traceback
-        sender.send(("error", traceback.format_exc()))
-
-
-def in_fresh_process(function: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
-    """``function(*args)`` in a new (spawned) interpreter; ``None`` when it ran past ``timeout`` seconds."""
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_call, args=(sender, function, args))
-    process.start()
-    sender.close()
-    if not receiver.poll(timeout):
-        process.kill()
-        process.join()
-        return None
-    status, value = receiver.recv()
-    process.join()
-    if status == "error":
-        raise RuntimeError(f"{function.__name__} failed in its process:\n{value}")
-    return value
-
-
-def _peak_rss_mib() -> float:
-    """This process's peak resident set size since the last :func:`_reset_peak`, in MiB (``VmHWM``)."""
-    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
-
-
-def _reset_peak() -> None:
-    """Reset ``VmHWM`` to the current RSS (Linux ≥ 4.0), so the next reading is one stage's peak."""
-    Path("/proc/self/clear_refs").write_text("5")
-
-
-@contextmanager
-def measured(into: dict[str, Any]) -> Iterator[None]:
-    """Fill ``into`` with wall and CPU seconds of the body and the peak RSS (MiB) while it ran."""
-    _reset_peak()
-    start, cpu = time.perf_counter(), time.process_time()
-    yield
-    into.update(seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu, peak_rss_mib=_peak_rss_mib())
-
-
-def _load() -> list[float]:
-    return [round(v, 2) for v in os.getloadavg()]
 
 
 # -- 1. embed stage vs raw forward ---------------------------------------------------------------
@@ -160,7 +94,7 @@ def time_embed(images: list[str], texts: list[str]) -> dict[str, Any]:
             torch.cuda.synchronize()
 
     out: dict[str, Any] = {"device": device, "torch threads": torch.get_num_threads(), "decode threads": DECODE_THREADS,
-                           "load before": _load(), "images": [], "texts": []}
+                           "load before": load_average(), "images": [], "texts": []}
     image_model = get_embedder(None, "image", device)
     embed_payloads(image_model, images[:32], batch_size=32)  # warm-up: first-call allocations
     decoded = [image_model.prepare(p) for p in images]
@@ -191,117 +125,7 @@ def time_embed(images: list[str], texts: list[str]) -> dict[str, Any]:
         end_to_end = time.perf_counter() - start
         assert len(result.ok) == len(texts), result.errors
         out["texts"].append({"batch size": size, "raw items/s": len(texts) / raw, "end-to-end items/s": len(texts) / end_to_end})
-    out["load after"] = _load()
-    return out
-
-
-# -- 2. detectors at scale -----------------------------------------------------------------------
-
-
-def planted_embeddings(n: int, seed: int, dim: int = DIM) -> dict[str, np.ndarray]:
-    """Unit vectors in :data:`CLUSTERS` Gaussian clusters with planted structure:
-
-    * ``pairs`` — ``n // 100`` near-duplicate pairs ``(original, copy)``, the copy at cosine ≈ 0.98;
-    * ``outliers`` — ``n // 500`` uniformly random directions (cosine ≈ 0 to everything);
-    * ``flipped`` — ``n // 50`` items whose label names another class than their cluster's.
-    """
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((CLUSTERS, dim), dtype=np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    cluster = rng.integers(CLUSTERS, size=n)
-    vectors = centres[cluster] + rng.standard_normal((n, dim), dtype=np.float32) * (CLUSTER_SPREAD / np.sqrt(dim))
-    chosen = rng.choice(n, size=2 * (n // 100) + n // 500, replace=False)
-    originals, copies, outliers = np.split(chosen, [n // 100, 2 * (n // 100)])
-    vectors[copies] = vectors[originals] + rng.standard_normal((len(copies), dim), dtype=np.float32) * (DUPLICATE_SPREAD / np.sqrt(dim))
-    cluster[copies] = cluster[originals]
-    vectors[outliers] = rng.standard_normal((len(outliers), dim), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    flipped = rng.choice(np.setdiff1d(np.arange(n), outliers), size=n // 50, replace=False)
-    labels = cluster % CLASSES
-    labels[flipped] = (labels[flipped] + rng.integers(1, CLASSES, size=len(flipped))) % CLASSES
-    return {"vectors": vectors, "labels": np.array([f"c{c}" for c in labels], dtype=object),
-            "pairs": np.stack([originals, copies], axis=1), "outliers": outliers, "flipped": flipped}
-
-
-def _pairs_found(pairs: np.ndarray, neighbours: Callable[[int], Any]) -> int:
-    """Planted pairs ``(a, b)`` where ``b`` is among ``a``'s neighbours or ``a`` among ``b``'s."""
-    return sum(int(b in set(neighbours(a)) or a in set(neighbours(b))) for a, b in pairs.tolist())
-
-
-def time_detectors(n: int, seed: int, profile: bool) -> dict[str, Any]:
-    """``build_knn_graph`` and each registered detector on ``n`` planted embeddings; what they found;
-    with ``profile``, the whole timed run is profiled and cProfile's top costs are returned too."""
-    import pandas as pd
-
-    from detectors import REGISTRY, build_knn_graph, run_detectors
-    from winnow.config import DEFAULT_K
-
-    data = planted_embeddings(n, seed)
-    vectors, labels, pairs = data["vectors"], data["labels"], data["pairs"]
-    items = pd.DataFrame({"item_id": [str(i) for i in range(n)], "ordinal": np.arange(n), "content_hash": [f"h{i}" for i in range(n)]})
-    out: dict[str, Any] = {"n": n, "dim": vectors.shape[1], "load before": _load(), "stages": []}
-    profiler = cProfile.Profile()
-    if profile:
-        profiler.enable()
-    stage: dict[str, Any] = {"name": "build_knn_graph"}
-    with measured(stage):
-        knn = build_knn_graph(vectors, k=DEFAULT_K)
-    out["stages"].append(stage)
-    out["knn method"] = knn.method
-    inputs = {"knn": knn, "vectors": vectors, "labels": labels}
-    results = {}
-    for name in REGISTRY:
-        stage = {"name": name}
-        with measured(stage):
-            run = run_detectors(items, "image", inputs, names=[name])
-        stage["failed"] = run.failed.get(name) or run.skipped.get(name)
-        out["stages"].append(stage)
-        results.update(run.results)
-    profiler.disable()
-    out["load after"] = _load()
-
-    flagged = {name: {int(i) for i in r.findings.loc[r.findings["flagged"], "item_id"]} for name, r in results.items()}
-    detected = results["near_duplicate"].pairs
-    detected_pairs = set(zip(detected["item_a"].astype(int), detected["item_b"].astype(int)))
-    planted_pairs = {(min(a, b), max(a, b)) for a, b in pairs.tolist()}
-    out["found"] = {
-        "near-duplicate pairs planted": len(pairs),
-        "in the kNN graph": _pairs_found(pairs, lambda i: knn.indices[i]),
-        "near_duplicate pairs: planted / all": f"{len(detected_pairs & planted_pairs)} / {len(detected_pairs)}",
-        "outliers planted": len(data["outliers"]),
-        "flagged by outlier: planted / all": f"{len(flagged['outlier'] & set(data['outliers'].tolist()))} / {len(flagged['outlier'])}",
-        "flagged by off_topic: planted outliers / all": f"{len(flagged['off_topic'] & set(data['outliers'].tolist()))} / {len(flagged['off_topic'])}",
-        "labels flipped": len(data["flipped"]),
-        "flagged by label_error: flipped / all": f"{len(flagged['label_error'] & set(data['flipped'].tolist()))} / {len(flagged['label_error'])}",
-    }
-    if profile:
-        stats = pstats.Stats(profiler).stats  # {(file, line, function): (calls, primitive calls, own s, cumulative s, callers)}
-        top = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:PROFILE_TOP]
-        total = sum(v[2] for v in stats.values())
-        out["profile"] = {"total own seconds": total, "top": [
-            {"function": f"{Path(file).name}:{line} {function}", "calls": calls, "own seconds": own, "cumulative seconds": cumulative}
-            for (file, line, function), (_, calls, own, cumulative, _) in top]}
-    return out
-
-
-def time_datalab(n: int, seed: int) -> dict[str, Any]:
-    """cleanlab Datalab ``near_duplicate`` + ``outlier`` on the same ``n`` planted embeddings."""
-    from cleanlab import Datalab
-
-    data = planted_embeddings(n, seed)
-    out: dict[str, Any] = {"n": n, "load before": _load()}
-    with measured(out):
-        lab = Datalab(data={"label": data["labels"].tolist()}, label_name="label", verbosity=0)
-        lab.find_issues(features=data["vectors"], issue_types={"near_duplicate": {}, "outlier": {}})
-    out["load after"] = _load()
-    sets = lab.get_issues("near_duplicate")["near_duplicate_sets"].to_numpy()
-    outliers = set(np.flatnonzero(lab.get_issues("outlier")["is_outlier_issue"].to_numpy()).tolist())
-    out["found"] = {
-        "near-duplicate pairs planted": len(data["pairs"]),
-        "in near_duplicate_sets": _pairs_found(data["pairs"], lambda i: sets[i]),
-        "items flagged near_duplicate": int(lab.get_issues("near_duplicate")["is_near_duplicate_issue"].sum()),
-        "flagged outlier: planted / all": f"{len(outliers & set(data['outliers'].tolist()))} / {len(outliers)}",
-    }
+    out["load after"] = load_average()
     return out
 
 
@@ -463,15 +287,15 @@ def main(argv: list[str] | None = None) -> int:
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "device": embed["device"] + ("" if embed["device"].startswith("cuda") else " (no CUDA device on this machine: the GPU path is not measured)"),
-        "not run": {} if 1_000_000 in sizes else {1_000_000: {"failed": "not run by default: faiss IVF-Flat self-kNN alone takes ~6 min at "
-                                                                       "1M × 512 on 2 cores (issue 9); pass --sizes 10000,100000,1000000"}},
+        "not run": {} if 1_000_000 in sizes else {1_000_000: {"failed": "not run here by default: `make bench-scale` measures 1M "
+                                                                       "(bench/results/scale.md); or pass --sizes 10000,100000,1000000"}},
     }
     print(f"[bench-perf] cleanlab Datalab on {sizes[-1]:,} (limit {DATALAB_TIMEOUT:.0f} s)", flush=True)
-    datalab = in_fresh_process(time_datalab, sizes[-1], args.seed, timeout=DATALAB_TIMEOUT)
+    datalab = in_fresh_process(time_datalab, sizes[-1], args.seed, DATALAB_ISSUES, timeout=DATALAB_TIMEOUT)
     if datalab is None:
         meta["datalab at full size"] = f"Datalab on {sizes[-1]:,} embeddings ran past {DATALAB_TIMEOUT:.0f} s and was stopped; it ran on {DATALAB_FALLBACK:,} instead."
         print(f"[bench-perf] past the limit; Datalab and winnow on {DATALAB_FALLBACK:,}", flush=True)
-        datalab = in_fresh_process(time_datalab, DATALAB_FALLBACK, args.seed)
+        datalab = in_fresh_process(time_datalab, DATALAB_FALLBACK, args.seed, DATALAB_ISSUES)
         if DATALAB_FALLBACK not in sizes:
             runs.insert(-1, in_fresh_process(time_detectors, DATALAB_FALLBACK, args.seed, False))
     meta["total wall time of the benchmark"] = f"{time.perf_counter() - started:.0f} s"

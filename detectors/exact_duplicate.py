@@ -6,6 +6,7 @@ points at it. Every other item gets score 0.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from detectors.result import Detection
@@ -19,22 +20,22 @@ def detect_exact_duplicate(items: pd.DataFrame) -> Detection:
     ordered = items.sort_values("ordinal")
     keeper_of = ordered.groupby("content_hash", sort=False)["item_id"].transform("first")
     size_of = ordered.groupby("content_hash", sort=False)["item_id"].transform("size")
-    is_copy = ordered["item_id"] != keeper_of
-    in_group = size_of > 1
-    reasons = [
-        f"exact copy of {keeper} (same content hash)" if copy else
-        (f"kept as the first of {size} identical items" if group else None)
-        for keeper, copy, group, size in zip(keeper_of, is_copy, in_group, size_of)
-    ]
+    is_copy = (ordered["item_id"] != keeper_of).to_numpy()
+    in_group = (size_of > 1).to_numpy()
+    keepers, sizes = keeper_of.to_numpy(), size_of.to_numpy()
+    reasons = np.full(len(ordered), None, dtype=object)
+    reasons[is_copy] = [f"exact copy of {keeper} (same content hash)" for keeper in keepers[is_copy]]
+    kept = in_group & ~is_copy
+    reasons[kept] = [f"kept as the first of {size} identical items" for size in sizes[kept]]
     findings = make_findings(
         ordered["item_id"],
         "exact_duplicate",
         scores=is_copy.astype(float),
         flagged=is_copy,
         reasons=reasons,
-        details=[{"content_hash": h, "group_size": int(s)} for h, s in zip(ordered["content_hash"], size_of)],
-        related_item_ids=[k if c else None for k, c in zip(keeper_of, is_copy)],
-        group_ids=[f"exact:{k}" if g else None for k, g in zip(keeper_of, in_group)],
+        details=pd.DataFrame({"content_hash": ordered["content_hash"].to_numpy(), "group_size": sizes}),
+        related_item_ids=np.where(is_copy, keepers, None),
+        group_ids=np.where(in_group, "exact:" + keepers.astype(str).astype(object), None),
     )
     pairs = pd.DataFrame(
         {

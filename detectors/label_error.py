@@ -5,7 +5,10 @@ Two independent views of each item are combined:
 * **a probe** — out-of-fold predicted probabilities of a cross-validated logistic regression on the
   embeddings (PCA-reduced), so no item is judged by a model that saw it; confident learning's
   per-class thresholds (the mean self-confidence of each class) decide which other class the data
-  supports;
+  supports. On large sets the PCA and each fold's probe are fit on at most :data:`MAX_FIT_ITEMS`
+  items drawn at random from the other folds (every item is still predicted by a model that never
+  saw it), which keeps the probe's cost flat beyond that size; BLAS runs single-threaded for it,
+  since its matrices are too small for threads to pay and a busy machine makes them stall.
 * **its neighbours** — the similarity-weighted share of its kNN neighbours that carry another
   label (NoiseRank-style), which catches errors the linear probe fits.
 
@@ -24,24 +27,42 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from detectors.knn import KnnGraph
 from detectors.result import Detection
 from winnow.findings import make_findings
 
 PCA_DIM = 128
+MAX_FIT_ITEMS = 50_000
+"""The PCA and each fold's probe are fit on at most this many items (a random draw)."""
 
 
-def out_of_fold_probabilities(vectors: np.ndarray, labels: np.ndarray, *, folds: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+def out_of_fold_probabilities(
+    vectors: np.ndarray, labels: np.ndarray, *, folds: int, seed: int = 0, max_fit_items: int = MAX_FIT_ITEMS,
+) -> tuple[np.ndarray, list[str]]:
     """``(n, classes)`` probabilities from a model that never saw the item, and the class names."""
     classes, y = np.unique(labels, return_inverse=True)
-    dim = min(PCA_DIM, vectors.shape[1], vectors.shape[0] - 1)
-    reduced = PCA(dim, random_state=seed).fit_transform(vectors) if dim < vectors.shape[1] else vectors
-    folds = max(2, min(folds, int(np.bincount(y).min())))
-    probe = LogisticRegression(max_iter=1000, C=1.0)
-    probs = cross_val_predict(probe, reduced, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba")
+    rng = np.random.default_rng(seed)
+    with threadpool_limits(1, user_api="blas"):
+        dim = min(PCA_DIM, vectors.shape[1], vectors.shape[0] - 1)
+        if dim < vectors.shape[1]:
+            pca = PCA(dim, random_state=seed).fit(_at_most(vectors, max_fit_items, rng))
+            reduced = pca.transform(vectors)
+        else:
+            reduced = vectors
+        folds = max(2, min(folds, int(np.bincount(y).min())))
+        probs = np.zeros((len(y), len(classes)))
+        for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(reduced, y):
+            fit = train if len(train) <= max_fit_items else np.sort(rng.choice(train, size=max_fit_items, replace=False))
+            probe = LogisticRegression(max_iter=1000, C=1.0).fit(reduced[fit], y[fit])
+            probs[np.ix_(test, probe.classes_)] = probe.predict_proba(reduced[test])
     return probs, [str(c) for c in classes]
+
+
+def _at_most(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    return rows if len(rows) <= limit else rows[np.sort(rng.choice(len(rows), size=limit, replace=False))]
 
 
 def neighbour_disagreement(y: np.ndarray, knn: KnnGraph, k: int) -> np.ndarray:
@@ -70,7 +91,8 @@ def detect_label_error(
     if has_label.sum() < 4 or len(set(labels[has_label])) < 2:
         return Detection(make_findings([], "label_error", [], [], [], []))
     if pred_probs is None:
-        probs_all, classes = out_of_fold_probabilities(vectors[has_label], labels[has_label].astype(str), folds=folds)
+        labelled_vectors = vectors if has_label.all() else vectors[has_label]  # no copy of a million vectors when every item is labelled
+        probs_all, classes = out_of_fold_probabilities(labelled_vectors, labels[has_label].astype(str), folds=folds)
     else:
         classes = sorted(set(labels[has_label].astype(str)))
         probs_all = _checked_probabilities(pred_probs, len(labels), len(classes))[has_label]
@@ -91,20 +113,19 @@ def detect_label_error(
 
     sub = np.flatnonzero(has_label)
     related = _nearest_with_label(suggested, y_all, knn, sub, ids)
-    reasons = [
+    reasons = np.full(n, None, dtype=object)
+    reasons[flagged] = [
         f"labelled {classes[y[i]]!r} but the data supports {classes[suggested[i]]!r}: p({classes[y[i]]}) = {given[i]:.2f} "
-        f"(class threshold {thresholds[y[i]]:.2f}), {disagreement[i]:.0%} of its neighbours disagree" if flagged[i] else None
-        for i in range(n)
+        f"(class threshold {thresholds[y[i]]:.2f}), {disagreement[i]:.0%} of its neighbours disagree"
+        for i in np.flatnonzero(flagged)
     ]
-    details = [
-        {"p_given": float(given[i]), "p_suggested": float(probs_all[i, suggested[i]]), "max_probability": float(probs_all[i].max()),
-         "neighbour_disagreement": float(disagreement[i]), "class_threshold": float(thresholds[y[i]])}
-        for i in range(n)
-    ]
+    details = pd.DataFrame({"p_given": given, "p_suggested": probs_all[np.arange(n), suggested], "max_probability": probs_all.max(axis=1),
+                            "neighbour_disagreement": disagreement, "class_threshold": thresholds[y]})
+    names = np.array(classes, dtype=object)
     return Detection(
         make_findings(
             ids[sub], "label_error", scores, flagged, reasons, details, related_item_ids=related,
-            suggested_labels=[classes[s] if f or top != g else None for s, f, top, g in zip(suggested, flagged, probs_all.argmax(axis=1), y)],
+            suggested_labels=np.where(flagged | (probs_all.argmax(axis=1) != y), names[suggested], None),
         )
     )
 
@@ -118,8 +139,7 @@ def _checked_probabilities(pred_probs: np.ndarray, n: int, n_classes: int) -> np
 
 def _nearest_with_label(suggested: np.ndarray, y_all: np.ndarray, knn: KnnGraph, rows: np.ndarray, ids: np.ndarray) -> list[str | None]:
     """For each scored item, its most similar neighbour that carries the suggested label."""
-    out: list[str | None] = []
-    for s, row in zip(suggested, rows):
-        match = [j for j in knn.indices[row] if j >= 0 and y_all[j] == s]
-        out.append(str(ids[match[0]]) if match else None)
-    return out
+    neighbours = knn.indices[rows]
+    match = (neighbours >= 0) & (y_all[np.maximum(neighbours, 0)] == suggested[:, None])
+    first = neighbours[np.arange(len(rows)), match.argmax(axis=1)] if knn.k else np.zeros(len(rows), np.int64)
+    return [str(ids[j]) if found else None for j, found in zip(first, match.any(axis=1))]

@@ -105,18 +105,22 @@ def detect_near_duplicate(
     scores = np.where(flagged, inside, outside)
     scores = np.where(np.isfinite(scores), scores, 0.0)
 
-    reasons, details, related, groups = [], [], [], []
-    for i in range(n):
-        group = f"near:{ids[keeper[i]]}" if grouped[i] else None
-        groups.append(group)
-        if flagged[i]:
-            related.append(ids[keeper[i]])
-            reasons.append(f"near-duplicate of {ids[keeper[i]]} (similarity {scores[i]:.3f} >= {threshold:.3f}), group of {sizes[component[i]]}")
-        else:
-            related.append(None)
-            reasons.append(f"kept as the representative of {sizes[component[i]]} near-duplicates" if grouped[i] else None)
-        nearest = ids[safe_cols[i, nearest_out[i]]] if knn.k and outside_mask[i].any() else None
-        details.append({"similarity": float(scores[i]), "threshold": threshold, "group_size": int(sizes[component[i]]), "nearest_outside_group": nearest})
+    group_size = sizes[component]
+    keeper_ids = ids[keeper].astype(object)
+    reasons = np.full(n, None, dtype=object)
+    reasons[flagged] = [
+        f"near-duplicate of {k} (similarity {s:.3f} >= {threshold:.3f}), group of {g}"
+        for k, s, g in zip(keeper_ids[flagged], scores[flagged], group_size[flagged])
+    ]
+    kept = grouped & ~flagged
+    reasons[kept] = [f"kept as the representative of {g} near-duplicates" for g in group_size[kept]]
+    nearest = np.full(n, None, dtype=object)
+    if knn.k:
+        has_outside = outside_mask.any(axis=1)
+        nearest[has_outside] = ids[safe_cols[np.arange(n), nearest_out]][has_outside]
+    details = pd.DataFrame({"similarity": scores, "threshold": threshold, "group_size": group_size, "nearest_outside_group": nearest})
+    related = np.where(flagged, keeper_ids, None)
+    groups = np.where(grouped, "near:" + keeper_ids, None)
 
     findings = make_findings(ids, "near_duplicate", scores, flagged, reasons, details, related_item_ids=related, group_ids=groups)
     pairs = pd.DataFrame({"item_a": ids[a], "item_b": ids[b], "similarity": sim.astype(float), "method": np.where(fused, FUSED_METHOD, METHOD)})

@@ -53,8 +53,13 @@ def robust_z(values: np.ndarray) -> np.ndarray:
 def knn_distance_score(knn: KnnGraph, k: int) -> np.ndarray:
     """Mean cosine distance to the ``k`` nearest neighbours."""
     valid = knn.indices[:, :k] >= 0
-    distance = np.where(valid, 1.0 - knn.similarities[:, :k], np.nan)
-    return np.nan_to_num(np.nanmean(distance, axis=1), nan=0.0)
+    return _row_means(1.0 - knn.similarities[:, :k], valid, empty=0.0)
+
+
+def _row_means(values: np.ndarray, valid: np.ndarray, *, empty: float) -> np.ndarray:
+    """Mean of each row's ``valid`` entries; ``empty`` for a row without any."""
+    counts = valid.sum(axis=1)
+    return np.divide(np.where(valid, values, 0.0).sum(axis=1), counts, out=np.full(len(values), empty), where=counts > 0)
 
 
 def knn_density_score(knn: KnnGraph, k: int) -> np.ndarray:
@@ -62,8 +67,7 @@ def knn_density_score(knn: KnnGraph, k: int) -> np.ndarray:
     cols = knn.indices[:, :k]
     valid = cols >= 0
     own = knn_distance_score(knn, k)
-    neighbours = np.where(valid, own[np.where(valid, cols, 0)], np.nan)
-    reference = np.nan_to_num(np.nanmean(neighbours, axis=1), nan=1.0)
+    reference = _row_means(own[np.where(valid, cols, 0)], valid, empty=1.0)
     return own / np.maximum(reference, 1e-6)
 
 
@@ -144,11 +148,9 @@ def detect_off_topic(
     stacked = np.stack([zs[m] for m in members])
     scores = stacked.max(axis=0) if combine == "max" else stacked.mean(axis=0)
     flagged = scores >= z
-    reasons = [
-        f"unlike the rest of the dataset: {_strongest(zs, i)} (z = {s:.1f} >= {z})" if f else None
-        for i, (s, f) in enumerate(zip(scores, flagged))
-    ]
-    details = [{**{m: float(raw[m][i]) for m in members}, **{f"{m}_z": float(zs[m][i]) for m in members}, "threshold": z} for i in range(n)]
+    reasons = np.full(n, None, dtype=object)
+    reasons[flagged] = [f"unlike the rest of the dataset: {_strongest(zs, i)} (z = {scores[i]:.1f} >= {z})" for i in np.flatnonzero(flagged)]
+    details = pd.DataFrame({**raw, **{f"{m}_z": zs[m] for m in members}, "threshold": z})
     return Detection(make_findings(ids, "off_topic", scores, flagged, reasons, details))
 
 

@@ -32,9 +32,10 @@ def detect_outlier(items: pd.DataFrame, *, knn: KnnGraph, k: int = 10, z: float 
         scores = np.where(counts > 0, np.nansum(distance, axis=1) / np.maximum(counts, 1), 0.0)
     threshold, median, mad = robust_threshold(scores, z)
     flagged = scores >= threshold if len(ids) > 2 else np.zeros(len(ids), bool)
-    reasons = [
-        f"far from its neighbours: mean cosine distance {s:.3f} to {c} nearest (threshold {threshold:.3f}, median {median:.3f})" if f else None
-        for s, c, f in zip(scores, counts, flagged)
+    reasons = np.full(len(ids), None, dtype=object)
+    reasons[flagged] = [
+        f"far from its neighbours: mean cosine distance {s:.3f} to {c} nearest (threshold {threshold:.3f}, median {median:.3f})"
+        for s, c in zip(scores[flagged], counts[flagged])
     ]
-    details = [{"mean_distance": float(s), "neighbours": int(c), "threshold": threshold, "median": median, "mad": mad} for s, c in zip(scores, counts)]
+    details = pd.DataFrame({"mean_distance": scores, "neighbours": counts, "threshold": threshold, "median": median, "mad": mad})
     return Detection(make_findings(ids, "outlier", scores, flagged, reasons, details))

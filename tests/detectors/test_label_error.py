@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from detectors.knn import build_knn_graph
-from detectors.label_error import detect_label_error
+from detectors.label_error import detect_label_error, out_of_fold_probabilities
 from tests.detectors.conftest import make_items
 from winnow.embed import l2_normalize
 
@@ -39,3 +39,18 @@ def test_unlabelled_items_are_not_scored_and_one_class_gives_nothing():
     assert len(f) == len(labels) - 5 and "i0" not in set(f.item_id)
     single = np.array(["cat"] * len(labels), dtype=object)
     assert detect_label_error(items, vectors=vectors, labels=single, knn=build_knn_graph(vectors, k=5)).findings.empty
+
+
+def test_probe_fit_on_a_capped_sample_still_ranks_flips_first():
+    """Past ``max_fit_items`` the PCA and each fold's probe see a random draw; every item is still
+    predicted by a model that never saw it, and the flips still come out on top."""
+    vectors, labels = three_classes(seed=3, per_class=80)
+    labels[[5, 90, 170]] = ["dog", "owl", "cat"]
+    capped, classes = out_of_fold_probabilities(vectors, labels, folds=5, max_fit_items=60)
+    full, _ = out_of_fold_probabilities(vectors, labels, folds=5)
+    y = np.searchsorted(classes, labels)
+    for probs in (capped, full):
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+        given = probs[np.arange(len(y)), y]
+        assert set(np.argsort(given)[:3]) == {5, 90, 170}
+    assert not np.allclose(capped, full)  # the cap did change what the probe was fit on
