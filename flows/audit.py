@@ -36,23 +36,13 @@ from prefect.logging import get_run_logger
 from prefect.states import Failed
 
 from detectors.reference import merge_hits, search_chunk
+from flows.retries import IO_TASK
 from winnow import stages
 from winnow.config import AuditConfig
 from winnow.embed import resolve_device
-from winnow.errors import ChecksFailed, WinnowError
+from winnow.errors import ChecksFailed
 from winnow.report import summary_markdown
 from winnow.store import Store
-
-
-def _retry_unless_user_error(task, task_run, state) -> bool:
-    """Retry I/O failures, never errors in the user's input (they would fail the same way)."""
-    try:
-        state.result()
-    except WinnowError:
-        return False
-    except Exception:
-        return True
-    return False
 
 
 def _suite_run_key(context: Any, parameters: dict[str, Any]) -> str:
@@ -71,18 +61,16 @@ def _suite_run_key(context: Any, parameters: dict[str, Any]) -> str:
     return f"winnow-suite-{digest.hexdigest()}"
 
 
-io_task = dict(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=_retry_unless_user_error, cache_policy=NO_CACHE)
-
-open_run = task(stages.open_run, name="open-run", **io_task)
-ingest = task(stages.ingest_stage, name="ingest", **io_task)
-measure = task(stages.measure_items, name="measure-shard", **io_task)
-embed = task(stages.embed_items, name="embed-shard", **io_task)
-record_decode_errors = task(stages.record_decode_errors, name="record-decode-errors", **io_task)
-load_vectors = task(stages.load_vectors, name="load-vectors", **io_task)
-load_properties = task(stages.load_properties, name="load-properties", **io_task)
-load_reference = task(stages.load_reference, name="load-reference", **io_task)
+open_run = task(stages.open_run, name="open-run", **IO_TASK)
+ingest = task(stages.ingest_stage, name="ingest", **IO_TASK)
+measure = task(stages.measure_items, name="measure-shard", **IO_TASK)
+embed = task(stages.embed_items, name="embed-shard", **IO_TASK)
+record_decode_errors = task(stages.record_decode_errors, name="record-decode-errors", **IO_TASK)
+load_vectors = task(stages.load_vectors, name="load-vectors", **IO_TASK)
+load_properties = task(stages.load_properties, name="load-properties", **IO_TASK)
+load_reference = task(stages.load_reference, name="load-reference", **IO_TASK)
 search_reference = task(search_chunk, name="search-reference", cache_policy=NO_CACHE)
-reference_hits = task(stages.reference_hits, name="reference-hits", **io_task)
+reference_hits = task(stages.reference_hits, name="reference-hits", **IO_TASK)
 plan_detection = task(stages.plan_detection, name="knn-graph", cache_policy=NO_CACHE)
 detector = task(stages.run_job, name="detector", cache_policy=NO_CACHE)
 assemble = task(stages.assemble, name="assemble-findings", cache_policy=NO_CACHE)
@@ -93,7 +81,7 @@ table_checks = task(
 drift = task(stages.drift_stage, name="drift", cache_policy=NO_CACHE)
 
 
-@task(name="store-results", **io_task)
+@task(name="store-results", **IO_TASK)
 def store_results(store: Store, run_id: str, detections: stages.Detections) -> None:
     store.save_results(run_id, detections.findings, detections.pairs, check_results=detections.check_results)
 

@@ -25,32 +25,19 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from winnow.errors import ConfigError, WinnowError
+from flows.retries import IO_TASK
+from winnow.errors import ConfigError
 from winnow.filtering import run
 from winnow.filtering.config import EMBEDDING_STAGES, FilterConfig
 
-
-def _retry_unless_user_error(task, task_run, state) -> bool:
-    """Retry I/O failures, never errors in the user's input (they would fail the same way)."""
-    try:
-        state.result()
-    except WinnowError:
-        return False
-    except Exception:
-        return True
-    return False
-
-
-io_task = dict(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=_retry_unless_user_error, cache_policy=NO_CACHE)
-
-open_plan = task(run.open_plan, name="open-filter-run", **io_task)
-measure = task(run.measure_pass, name="measure-shard", task_run_name="measure-{shard.key}", **io_task)
-embed = task(run.embed_pass, name="embed-shard", task_run_name="embed-{shard.key}", **io_task)
-open_indexes = task(run.open_indexes, name="open-dedup-indexes", **io_task)
+open_plan = task(run.open_plan, name="open-filter-run", **IO_TASK)
+measure = task(run.measure_pass, name="measure-shard", task_run_name="measure-{shard.key}", **IO_TASK)
+embed = task(run.embed_pass, name="embed-shard", task_run_name="embed-{shard.key}", **IO_TASK)
+open_indexes = task(run.open_indexes, name="open-dedup-indexes", **IO_TASK)
 decide_shards = task(run.decide_shards, name="decide-shards", cache_policy=NO_CACHE)
 decide = task(run.decide_pass, name="decide-stage", task_run_name="{stage}", cache_policy=NO_CACHE)
-write = task(run.write_pass, name="write-shard", task_run_name="write-{shard.key}", **io_task)
-finish = task(run.finish, name="finish-filter-run", **io_task)
+write = task(run.write_pass, name="write-shard", task_run_name="write-{shard.key}", **IO_TASK)
+finish = task(run.finish, name="finish-filter-run", **IO_TASK)
 
 
 def _flow_run_name() -> str:
