@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from winnow.datasets.model import items_frame
-from winnow.errors import RunNotFound, StoreLocked, WinnowError
+from winnow.errors import ConfigError, RunNotFound, StoreLocked, WinnowError
 from winnow.findings import make_findings
 from winnow.store import Store, migrations
 
@@ -220,3 +220,21 @@ def test_a_decision_stops_applying_when_the_content_changes(store):
     findings = make_findings(["i0", "i1", "i2"], "near_duplicate", [0.1, 0.99, 0.2], [False, True, False], [None, "copy of i0", None], [{}, {}, {}])
     store.save_results(rerun, findings, pd.DataFrame(columns=["item_a", "item_b", "similarity", "method"]))
     assert "i1" not in set(store.clean_items(rerun)["item_id"])  # the edited file is judged afresh
+
+
+def test_connections_bound_duckdb_memory(tmp_path, monkeypatch):
+    """DuckDB's default buffer pool is 80 % of RAM; the store caps it so reading a large reference
+    corpus does not grow the audit by the size of the table, and refuses a limit it cannot parse."""
+
+    def limit_of(store: Store) -> str:
+        with store.connect() as con:
+            return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    monkeypatch.delenv("WINNOW_DUCKDB_MEMORY_LIMIT", raising=False)
+    assert limit_of(Store(tmp_path / "a.duckdb")) == "488.2 MiB"  # DEFAULT_MEMORY_LIMIT, 512 MB
+    monkeypatch.setenv("WINNOW_DUCKDB_MEMORY_LIMIT", "256MB")
+    assert limit_of(Store(tmp_path / "b.duckdb")) == "244.1 MiB"
+    assert limit_of(Store(tmp_path / "c.duckdb", memory_limit="1GB")) == "953.6 MiB"
+    monkeypatch.setenv("WINNOW_DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(ConfigError, match="512MB or 2GB"):
+        Store(tmp_path / "d.duckdb")

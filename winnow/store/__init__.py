@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from contextlib import contextmanager
@@ -30,6 +31,11 @@ from winnow.store import migrations
 __all__ = ["Store", "DEFAULT_DB", "default_db_path"]
 
 DEFAULT_DB = "winnow.duckdb"
+DEFAULT_MEMORY_LIMIT = "512MB"
+"""DuckDB's own default is 80 % of RAM, and it keeps the pages a query scanned up to that limit: a
+read of a large reference corpus's vectors would grow the audit by the size of the table. Past
+this limit DuckDB evicts pages and spills to ``<db>.tmp``. Override with ``$WINNOW_DUCKDB_MEMORY_LIMIT``."""
+_MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 DECISIONS = ("confirmed", "dismissed", "relabel", "keep")
 CHECK_RESULT_COLUMNS = ("run_id", "check_name", "item_id", "success", "observed", "detail")
 
@@ -37,6 +43,15 @@ CHECK_RESULT_COLUMNS = ("run_id", "check_name", "item_id", "success", "observed"
 def default_db_path() -> Path:
     """``$WINNOW_DB`` if set, else ``./winnow.duckdb``."""
     return Path(os.environ.get("WINNOW_DB") or DEFAULT_DB)
+
+
+def memory_limit_setting(value: str | None = None) -> str:
+    """The memory limit every connection of the store sets: ``value``, else
+    ``$WINNOW_DUCKDB_MEMORY_LIMIT``, else :data:`DEFAULT_MEMORY_LIMIT`."""
+    limit = value or os.environ.get("WINNOW_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+    if not _MEMORY_LIMIT.match(limit):
+        raise ConfigError(f"DuckDB memory limit {limit!r} is not a size; write it like 512MB or 2GB (WINNOW_DUCKDB_MEMORY_LIMIT).")
+    return limit.strip()
 
 
 def _now() -> datetime:
@@ -51,9 +66,10 @@ def _is_lock_error(exc: Exception) -> bool:
 class Store:
     """A winnow DuckDB file. Safe to create anywhere; nothing is opened until a method needs it."""
 
-    def __init__(self, path: str | Path | None = None, *, lock_timeout: float = 60.0) -> None:
+    def __init__(self, path: str | Path | None = None, *, lock_timeout: float = 60.0, memory_limit: str | None = None) -> None:
         self.path = Path(path) if path is not None else default_db_path()
         self.lock_timeout = lock_timeout
+        self.memory_limit = memory_limit_setting(memory_limit)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -68,7 +84,7 @@ class Store:
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
+                con = duckdb.connect(str(self.path), read_only=read_only, config={"memory_limit": self.memory_limit})
                 break
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc):
