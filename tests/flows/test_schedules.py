@@ -129,3 +129,37 @@ def test_served_schedule_lands_two_completed_runs_with_drift(tmp_path, tiny_json
     assert list(drift["item_id"]) == ["__run__"] and not drift["flagged"].any()  # same data: no drift
     assert store.get_run(second)["counts"]["drift"]["reference"] == first
     assert any(name.startswith(f"audit-tiny-{time.gmtime().tm_year}-") for name in names), names
+
+
+@pytest.mark.slow
+def test_work_pool_deployment_runs_on_a_prefect_worker(tmp_path, tiny_jsonl):
+    """The teams' way (docs/scheduling.md): a Prefect server, a process work pool, `winnow schedule
+    --work-pool`, and a `prefect worker` that picks the scheduled run up and lands it in DuckDB."""
+    db = tmp_path / "pooled.duckdb"
+    home = {"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    with local_prefect_server(env=home) as api_url:
+        env = {**os.environ, **home, "PREFECT_API_URL": api_url}
+        prefect = [sys.executable, "-m", "prefect"]
+        subprocess.run([*prefect, "work-pool", "create", "winnow-test", "--type", "process"], env=env, check=True, capture_output=True, timeout=120)
+        args = ["schedule", str(tiny_jsonl), "--interval", "3600", "--id-col", "id", "--label-col", "label", "--db", str(db), "--work-pool", "winnow-test"]
+        old = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)  # `winnow schedule --work-pool` talks to the server at PREFECT_API_URL
+        try:
+            registered = CliRunner().invoke(app, args)
+        finally:
+            for key, value in old.items():
+                os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+        assert registered.exit_code == 0, registered.output
+        assert "registered deployment" in registered.output and "prefect worker start --pool winnow-test" in registered.output
+        # the hourly schedule's next run is up to an hour away: ask for one now, as a team would
+        subprocess.run([*prefect, "deployment", "run", "winnow-audit/tiny"], env=env, check=True, capture_output=True, timeout=120)
+        worker = subprocess.Popen([*prefect, "worker", "start", "--pool", "winnow-test"], env=env, cwd=tmp_path,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            (run,) = wait_for_runs(Store(db, lock_timeout=2), worker, 1)
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(30)
+    store = Store(db)
+    assert store.get_run(run)["status"] == "completed"
+    assert set(store.load_items(run)["item_id"]) == {f"t{i}" for i in range(len(TEXTS))}
