@@ -23,6 +23,7 @@ PAGES = [
     st.Page("views/label_errors.py", title="Label errors", icon=":material/label:"),
     st.Page("views/map.py", title="Embedding map", icon=":material/scatter_plot:"),
     st.Page("views/item.py", title="Item detail", icon=":material/search:"),
+    st.Page("views/removals.py", title="Removals", icon=":material/delete_sweep:"),
     st.Page("views/export.py", title="Export", icon=":material/download:"),
 ]
 

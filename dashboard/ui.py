@@ -18,17 +18,21 @@ import pandas as pd
 import streamlit as st
 from PIL import Image, ImageOps
 
+from dashboard.evidence import highlighted_html
 from winnow.datasets import read_table
 from winnow.errors import WinnowError
 from winnow.store import Store
 
-CACHE_TTL_S = 5
 LOCK_TIMEOUT_S = 10.0
 THUMBNAIL_PX = 160
 SNIPPET_CHARS = 160
+FAILING_CELL = "background-color: #ffd6d6; color: #8a0000; font-weight: 600"
+"""How a table cell that failed a check (or could not be read) is marked."""
 DECISION_LABELS = {"confirmed": "confirm", "dismissed": "dismiss", "relabel": "relabel", "keep": "keep"}
 SUGGESTED = "each item's suggested label"
 DUPLICATE_TYPES = ("exact_duplicate", "near_duplicate")
+KEEPING_DECISIONS = ("dismissed", "keep", "relabel")
+"""Decisions that keep a flagged item in the cleaned set (as ``Store.clean_items`` reads them)."""
 
 
 def db_path() -> str:
@@ -41,20 +45,52 @@ def store() -> Store:
     return Store(db_path(), lock_timeout=LOCK_TIMEOUT_S)
 
 
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def load_runs(db: str) -> pd.DataFrame:
-    """Runs, newest first, with ``items`` and ``flagged`` totals taken from their counts JSON."""
-    runs = Store(db, lock_timeout=LOCK_TIMEOUT_S).list_runs()
-    counts = [json.loads(c) if isinstance(c, str) else {} for c in runs["counts"]]
-    runs["items"] = [c.get("items") for c in counts]
-    runs["flagged"] = [sum((c.get("flagged") or {}).values()) for c in counts]
-    return runs
+    """Runs, newest first, with their ``kind``, ``version`` (see ``Store.runs_with_versions``: one
+    read per page view, so the list and every version are current) and the ``items`` and
+    ``flagged`` totals from their counts JSON. The sidebar reads it once per page view and keeps it
+    for the page (:func:`runs`)."""
+    frame = Store(db, lock_timeout=LOCK_TIMEOUT_S).runs_with_versions()
+    counts = [json.loads(c) if isinstance(c, str) else {} for c in frame["counts"]]
+    frame["items"] = [c.get("items") for c in counts]
+    frame["flagged"] = [sum((c.get("flagged") or {}).values()) for c in counts]
+    st.session_state["runs_this_view"] = frame
+    return frame
 
 
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load_counts(db: str, run_id: str) -> pd.DataFrame:
+def runs() -> pd.DataFrame:
+    """The runs the sidebar read for this page view (see :func:`load_runs`)."""
+    return st.session_state["runs_this_view"]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_counts_by_run(db: str, versions: tuple[str, ...]) -> pd.DataFrame:
+    """Scored and flagged counts per run and issue type (see ``Store.issue_counts_by_run``);
+    ``versions`` (every run's) keys the cache."""
+    return Store(db, lock_timeout=LOCK_TIMEOUT_S).issue_counts_by_run()
+
+
+# Loaders keyed by ``version`` (``Store.runs_with_versions``: the run's status and stages and its
+# dataset's decisions) are shared by every session of the server until something they show
+# changes, so a reviewer opening a new tab does not read the same 100k findings again.
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def load_counts(db: str, run_id: str, version: str) -> pd.DataFrame:
     """Per issue type of one run: items scored and flagged."""
     return Store(db, lock_timeout=LOCK_TIMEOUT_S).issue_counts(run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def load_queue_page(db: str, run_id: str, issue_type: str, version: str, offset: int, **filters: Any) -> tuple[pd.DataFrame, int]:
+    """One page of a queue and how many findings match (see ``Store.findings_page``)."""
+    return Store(db, lock_timeout=LOCK_TIMEOUT_S).findings_page(run_id, issue_type, offset=offset, **filters)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_decisions(db: str, run_id: str, version: str) -> pd.DataFrame:
+    """The decisions that apply to a run (see ``Store.decisions_for``)."""
+    return Store(db, lock_timeout=LOCK_TIMEOUT_S).decisions_for(run_id)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -110,25 +146,74 @@ def run_picker(runs: pd.DataFrame) -> str:
     return st.session_state["run"]
 
 
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load_run(db: str, run_id: str) -> dict[str, Any]:
+@st.cache_data(show_spinner=False, max_entries=64)
+def load_run(db: str, run_id: str, version: str) -> dict[str, Any]:
     """One run's record."""
     return Store(db, lock_timeout=LOCK_TIMEOUT_S).get_run(run_id)
 
 
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load_facets(db: str, run_id: str, issue_type: str) -> dict[str, Any]:
+@st.cache_data(show_spinner=False, max_entries=64)
+def load_facets(db: str, run_id: str, issue_type: str, version: str) -> dict[str, Any]:
     """Labels and score range of one queue (see ``Store.queue_facets``)."""
     return Store(db, lock_timeout=LOCK_TIMEOUT_S).queue_facets(run_id, issue_type)
 
 
 def current_run() -> dict[str, Any] | None:
-    """The chosen run's record, or ``None`` (with a message) when the database has none."""
+    """The chosen run's record with its ``version`` (the key of the loaders above, read by the
+    sidebar for this page view), or ``None`` (with a message) when the database has none."""
     run_id = st.session_state.get("run")
     if not run_id:
         st.info(f"{db_path()} has no runs yet; run `winnow audit SOURCE --db {db_path()}` first.")
         return None
-    return load_run(db_path(), run_id)
+    version = runs().set_index("run_id").at[run_id, "version"]
+    return {**load_run(db_path(), run_id, version), "version": version}
+
+
+def run_counts(run: dict[str, Any]) -> pd.DataFrame:
+    """Items scored and flagged per issue type of ``run`` (a :func:`current_run` record)."""
+    return load_counts(db_path(), run["run_id"], run["version"])
+
+
+def facets(run: dict[str, Any], issue_type: str) -> dict[str, Any]:
+    """Labels and score range of one queue of ``run``."""
+    return load_facets(db_path(), run["run_id"], issue_type, run["version"])
+
+
+def queue_page(run: dict[str, Any], issue_type: str, offset: int, **filters: Any) -> tuple[pd.DataFrame, int]:
+    """One page of a queue of ``run`` and how many findings match."""
+    return load_queue_page(db_path(), run["run_id"], issue_type, run["version"], offset, **filters)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def load_texts(db: str, run_id: str, version: str, item_ids: tuple[str, ...]) -> dict[str, str]:
+    """``item_id → text`` of these items of a run (texts only)."""
+    items = Store(db, lock_timeout=LOCK_TIMEOUT_S).get_items(run_id, list(item_ids))
+    return {row.item_id: row.text for row in items.itertuples() if isinstance(row.text, str)}
+
+
+def texts_of(run: dict[str, Any], item_ids: tuple[str, ...]) -> dict[str, str]:
+    """``item_id → text`` of these items of ``run``."""
+    return load_texts(db_path(), run["run_id"], run["version"], item_ids) if item_ids else {}
+
+
+def run_decisions(run: dict[str, Any]) -> pd.DataFrame:
+    """The decisions that apply to ``run``."""
+    return load_decisions(db_path(), run["run_id"], run["version"])
+
+
+def is_filter_run(run: dict[str, Any]) -> bool:
+    """Whether ``run`` is a ``winnow filter`` run (its results are removals, not findings)."""
+    return (run.get("config") or {}).get("command") == "filter"
+
+
+def filter_run_notice(run: dict[str, Any]) -> bool:
+    """On a page about findings: for a ``winnow filter`` run, say that its results are on the
+    Removals page (with a link) and return ``True``; ``False`` for an audit."""
+    if not is_filter_run(run):
+        return False
+    st.info(f"Run {run['run_id']} is a `winnow filter` run: its results are the documents it removed, not findings.")
+    st.page_link("views/removals.py", label="Open its removals", icon=":material/delete_sweep:")
+    return True
 
 
 def reviewer() -> str | None:
@@ -216,8 +301,11 @@ def table_rows(run: dict[str, Any], items: pd.DataFrame) -> pd.DataFrame | None:
     return frame
 
 
-def show_item(run: dict[str, Any], item: pd.Series | dict | None, *, px: int = 240, image: Image.Image | None = None) -> None:
-    """One item as it is: the image (fitted to ``px``, or ``image`` as given), the text, or the table row."""
+def show_item(run: dict[str, Any], item: pd.Series | dict | None, *, px: int = 240, image: Image.Image | None = None,
+              spans: list | None = None, failing: set[str] | None = None) -> None:
+    """One item as it is: the image (fitted to ``px``, or ``image`` as given), the text (with the
+    evidence ``spans`` of :mod:`dashboard.evidence` highlighted), or the table row (with the
+    ``failing`` columns marked)."""
     if item is None:
         st.caption("(item not in this run)")
         return
@@ -232,13 +320,32 @@ def show_item(run: dict[str, Any], item: pd.Series | dict | None, *, px: int = 2
         else:
             st.image(image)
     elif run["modality"] == "text":
-        st.text(item.get("text") or "")
+        if spans:
+            st.markdown(highlighted_html(item.get("text") or "", spans), unsafe_allow_html=True)
+        else:
+            st.text(item.get("text") or "")
     else:
         rows = table_rows(run, pd.DataFrame([dict(item)]))
-        if rows is not None:
-            st.dataframe(rows, hide_index=True)
+        if rows is None:
+            st.caption(f"(the row cannot be read back from `{run['source']}`)")
+        elif failing:
+            marks = pd.DataFrame([[FAILING_CELL if c in failing else "" for c in rows.columns]], index=rows.index, columns=rows.columns)
+            st.dataframe(rows.style.apply(lambda _: marks, axis=None), hide_index=True)
+            st.caption(f"Marked: {', '.join(sorted(failing))} (failed a check or could not be read).")
         else:
-            st.json(item.get("metadata") or "{}")
+            st.dataframe(rows, hide_index=True)
+
+
+def metadata_text(metadata: Any) -> str:
+    """An item's metadata JSON as ``key value · key value`` (``row`` counted from 1, as people do)."""
+    try:
+        values = json.loads(metadata) if isinstance(metadata, str) else (metadata or {})
+    except ValueError:
+        return str(metadata)
+    if not isinstance(values, dict):
+        return str(values)
+    return " · ".join(f"row {v + 1} of the table" if k == "row" and isinstance(v, int) else f"{k.replace('_', ' ')} {v}"
+                      for k, v in values.items())
 
 
 def text_diff_html(a: str, b: str) -> str:
@@ -382,6 +489,8 @@ def decision_form(run: dict[str, Any], issue_type: str, selected: list[str], *, 
                     + ("" if selected else " — tick items above first"))
         left, right = st.columns(2)
         options = ([SUGGESTED] if suggested else []) + labels
+        if st.session_state.get(f"{key}_label") == SUGGESTED and not suggested:  # left from a queue with suggestions
+            st.session_state[f"{key}_label"] = (options or ["—"])[0]
         left.selectbox("New label (relabel only)", options or ["—"], key=f"{key}_label", accept_new_options=True)
         right.text_input("Note", key=f"{key}_note")
         helps = {"confirmed": "the issue is real: the item leaves the cleaned set", "dismissed": "not an issue: the item stays",

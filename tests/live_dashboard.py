@@ -41,14 +41,9 @@ def wait_for_http(url: str, timeout: float = 60) -> int:
 
 
 @contextmanager
-def dashboard_server(db: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """``winnow dashboard --db DB`` on a free port, healthy; yields its base URL (ending in ``/``)."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "winnow.cli", "dashboard", "--db", str(db), "--port", str(port)],
-        env={**(env or os.environ), "WINNOW_DB": str(db)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+def _serving(command: list[str], port: int, env: dict[str, str], cwd: Path | None = None) -> Iterator[str]:
+    """Run ``command`` (a server on ``port``) until it is healthy; yield its base URL (ending in ``/``)."""
+    server = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_for_http(url + "_stcore/health")
@@ -56,6 +51,30 @@ def dashboard_server(db: Path, env: dict[str, str] | None = None) -> Iterator[st
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@contextmanager
+def dashboard_server(db: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``winnow dashboard --db DB`` on a free port, healthy; yields its base URL (ending in ``/``)."""
+    port = free_port()
+    command = [sys.executable, "-m", "winnow.cli", "dashboard", "--db", str(db), "--port", str(port)]
+    with _serving(command, port, {**(env or os.environ), "WINNOW_DB": str(db)}) as url:
+        yield url
+
+
+@contextmanager
+def streamlit_server(app: Path, db: Path, options: dict[str, str] | None = None, *, path_first: Path | None = None) -> Iterator[str]:
+    """``streamlit run APP`` on a free port with ``winnow dashboard``'s server options, or with
+    ``options`` instead; ``path_first`` goes first on ``PYTHONPATH`` (a folder with another
+    ``dashboard`` package, to serve an older version). For benchmarks that compare them."""
+    from dashboard.serving import streamlit_command
+
+    port = free_port()
+    env = {**os.environ, "WINNOW_DB": str(db)}
+    if path_first is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(path_first), str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")])
+    with _serving(streamlit_command(app, "127.0.0.1", port, options), port, env, cwd=path_first) as url:  # `-m` puts the cwd first
+        yield url
 
 
 def render_dashboard(page, url: str) -> str:

@@ -461,6 +461,129 @@ def test_runs_page_shows_drift_and_the_embedding_cache(db):
     store.finish_run(run_id, status="completed", counts={"items": 40, "drift": {"reference": "20260101-000000-abcdef"}})
     at = _open(run_id=run_id)
     assert "embedding cache: 75% hits (30 of 40 vectors) · model `toy3`" in [c.value for c in at.caption]
-    assert at.error[0].value.startswith("**Drift** against run 20260101-000000-abcdef: drift: embedding MMD")
+    assert at.error[0].value == "**Drift** against run 20260101-000000-abcdef: embedding MMD below α/2 = 0.025."  # the verdict once
     tests = _table(at, "p-value")
     assert tests[["test", "p-value"]].values.tolist() == [["embedding MMD", 0.003], ["PCA-KS", 0.4]]
+
+
+# -- Evidence inside the items: text spans, changed words, failing cells; the filter list ---------
+
+
+def _quality_text_run(store: Store) -> str:
+    """Texts with low_quality findings: one with an e-mail address and a phone number (pii fired)."""
+    texts = {"pii": "Great film, write to me at bob@example.com or call 555-123-4567 for the tickets.",
+             "fine": "A quiet, careful film about two brothers and the farm they cannot sell.",
+             "short": "Meh."}
+    items = items_frame([{"item_id": k, "modality": "text", "text": v, "content_hash": k} for k, v in texts.items()])
+    findings = make_findings(list(texts), "low_quality", [0.9, 0.1, 0.8], [True, False, True],
+                             ["contains personal data (1 e-mail address, 1 phone number)", None, "too short (4 characters)"],
+                             [{"fired": ["pii"]}, {"fired": []}, {"fired": ["too_short"]}])
+    run_id = store.create_run(dataset="quality", source="q.jsonl", modality="text", config={})
+    store.save_items(run_id, items)
+    store.save_results(run_id, findings, _pairs([]))
+    store.finish_run(run_id, status="completed", counts={"items": 3})
+    return run_id
+
+
+def test_text_queue_marks_the_evidence_in_snippets_and_in_the_selected_text(db):
+    run_id = _quality_text_run(Store(db))
+    at = _open("triage", run_id)
+    table = _table(at, "text").set_index("item_id")
+    assert table.loc["pii", "text"] == "Great film, write to me at «bob@example.com» or call «555-123-4567» for the tickets."
+    assert table.loc["short", "text"] == "Meh."  # a rule about the whole text marks nothing
+    at.session_state["queue_table_0_low_quality"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    shown = next(m.value for m in at.markdown if "<mark" in m.value)
+    assert "<mark title='e-mail address'" in shown and "555-123-4567</mark>" in shown
+
+
+def test_near_duplicate_queue_marks_the_words_the_copy_changed(db):
+    run_id = _text_run(Store(db))
+    at = _open("triage", run_id)
+    at.selectbox(key="queue_issue").set_value("near_duplicate").run()
+    assert _table(at, "text").set_index("item_id").loc["c", "text"] == "A «gorgeous» moving portrait of a «family!»"
+
+
+def _table_run(store: Store, folder: Path) -> str:
+    """A real CSV of four rows; row 1 fails a price check, row 2 has an unreadable qty."""
+    folder.mkdir()
+    source = folder / "shop.csv"
+    pd.DataFrame({"sku": ["a", "b", "c", "d"], "price": [3.0, -1.0, 5.0, 7.0], "qty": ["1", "2", "n/a", "4"]}).to_csv(source, index=False)
+    ids = ["a", "b", "c", "d"]
+    items = items_frame([{"item_id": i, "modality": "tabular", "content_hash": i, "metadata": f'{{"row": {k}}}'} for k, i in enumerate(ids)])
+    findings = pd.concat([
+        make_findings(ids, "check_failed", [0, 1, 0, 0], [False, True, False, False], [None, "price = -1.0 is below the minimum 0", None, None],
+                      [{}, {"failures": [{"column": "price", "tolerated": False}]}, {}, {}]),
+        make_findings(ids, "corrupt", [0, 0, 1, 0], [False, False, True, False], [None, None, "column 'qty' has a non-numeric value 'n/a'", None],
+                      [{}, {}, {"error": "column 'qty' has a non-numeric value 'n/a'"}, {}]),
+    ], ignore_index=True)
+    run_id = store.create_run(dataset="shop", source=str(source), modality="tabular", config={"id_col": "sku"})
+    store.save_items(run_id, items)
+    store.save_results(run_id, findings, _pairs([]))
+    store.finish_run(run_id, status="completed", counts={"items": 4})
+    return run_id
+
+
+def _marked_cells(at: AppTest) -> list[str]:
+    """The cells of the page's styled table that carry the failing-cell style, as ``row_col`` ids."""
+    import re
+
+    css = next(d.proto.arrow_data.styler.styles for d in at.dataframe if d.proto.arrow_data.styler.styles)
+    return sorted(set(re.findall(r"_(row\d+_col\d+)\s*\{[^}]*background-color: #ffd6d6", css)))
+
+
+def test_table_queue_marks_the_failing_cells(db, tmp_path):
+    run_id = _table_run(Store(db), tmp_path / "shop")
+    at = _open("triage", run_id)
+    at.selectbox(key="queue_issue").set_value("check_failed").run()
+    table = _table(at, "· price")
+    assert table["item_id"].tolist() == ["b"]
+    assert _marked_cells(at) == [f"row0_col{list(table.columns).index('· price')}"]
+    assert any("marked in red" in c.value for c in at.caption)
+    at.selectbox(key="queue_issue").set_value("corrupt").run()
+    table = _table(at, "· qty")
+    assert table["item_id"].tolist() == ["c"] and _marked_cells(at) == [f"row0_col{list(table.columns).index('· qty')}"]
+
+
+def test_export_page_gives_the_filter_list_of_the_cleaned_dataset(db, tmp_path):
+    store = Store(db)
+    run_id = _image_run(store, tmp_path / "images")
+    store.record_decision(run_id, "blue.png", "corrupt", "confirmed", reviewer="fay")  # a confirmation removes an unflagged item
+    at = _open("export", run_id)
+    at.radio(key="export_what").set_value("filter_list").run()
+    next(b for b in at.button if b.label == "Prepare export").click().run()
+    dropped = _table(at, "why").set_index("item_id")
+    assert sorted(dropped.index) == ["blue.png", "broken.png", "red_copy.png"]
+    assert sorted(dropped.index) == sorted(set(store.load_items(run_id)["item_id"]) - set(store.clean_items(run_id)["item_id"]))
+    assert dropped.loc["red_copy.png", "why"] == "exact_duplicate: byte-identical to red.png"
+    assert dropped.loc["blue.png", "why"] == "corrupt: confirmed by a reviewer"
+
+
+def test_item_detail_marks_the_evidence_of_its_flagged_findings(db, tmp_path):
+    text_run = _quality_text_run(Store(db))
+    at = _open("item", text_run, detail_item="pii")
+    shown = next(m.value for m in at.markdown if "<mark" in m.value)
+    assert "bob@example.com</mark>" in shown and any("Highlighted: e-mail address, phone number" in c.value for c in at.caption)
+    table_run = _table_run(Store(db), tmp_path / "shop")
+    at = _open("item", table_run, detail_item="b")
+    assert _marked_cells(at) == [f"row0_col{list(_table(at, 'price').columns).index('price')}"]
+    assert any(c.value == "row 2 of the table" for c in at.caption)
+
+
+def test_the_relabel_target_does_not_keep_suggestions_from_another_queue(db):
+    run_id = _text_run(Store(db))
+    at = _open("triage", run_id)
+    at.selectbox(key="queue_issue").set_value("label_error").run()
+    assert at.selectbox(key="queue_decide_label").value == "each item's suggested label"
+    at.selectbox(key="queue_issue").set_value("near_duplicate").run()  # no item here has a suggestion
+    assert at.selectbox(key="queue_decide_label").value == "fresh"
+    assert "each item's suggested label" not in at.selectbox(key="queue_decide_label").options
+
+
+def test_no_page_script_has_a_bare_string_that_streamlit_would_write_on_the_page():
+    import ast
+
+    for path in sorted((APP.parent / "views").glob("*.py")):
+        body = ast.parse(path.read_text()).body
+        strays = [node.lineno for node in body[1:] if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)]
+        assert not strays, f"{path.name} lines {strays}: Streamlit's magic writes a bare string on the page; make it a comment"

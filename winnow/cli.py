@@ -219,8 +219,9 @@ def dashboard(
                   "reach it can read the findings, see the images and record decisions (there is no login). "
                   "Put it behind an authenticating proxy, or drop --host.")
     console.print(f"dashboard for {store.path} on http://{escape(host)}:{port} (Ctrl+C to stop)")
-    command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.address", host,
-               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    from dashboard.serving import streamlit_command  # the server options that keep first renders fast
+
+    command = streamlit_command(app_path, host, port)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, command, env)  # become Streamlit, so Ctrl+C and kill reach it directly

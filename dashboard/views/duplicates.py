@@ -15,7 +15,6 @@ from winnow.errors import WinnowError
 PAGE_SIZE = 6
 MEMBER_PX = 200
 MAX_COLUMNS = 4
-KEEPING = ("dismissed", "keep", "relabel")  # decisions that keep a flagged copy in the cleaned set (as Store.clean_items does)
 
 
 def keeper_of(members: pd.DataFrame) -> str:
@@ -33,7 +32,7 @@ def keeper_of(members: pd.DataFrame) -> str:
 def leaves_clean_set(member) -> bool:
     """Whether the cleaned dataset drops this member (flagged and not kept, or confirmed)."""
     decision = member["decision"] if isinstance(member["decision"], str) else ""
-    return (bool(member["flagged"]) and decision not in KEEPING) or decision == "confirmed"
+    return (bool(member["flagged"]) and decision not in ui.KEEPING_DECISIONS) or decision == "confirmed"
 
 
 def link(pairs: pd.DataFrame, a: str, b: str, detail: str | None) -> str:
@@ -126,7 +125,9 @@ def show_group(run: dict, members: pd.DataFrame, pairs: pd.DataFrame, nonce: int
 run = ui.current_run()
 if run is not None:
     st.title("Duplicates")
-    counts = ui.load_counts(ui.db_path(), run["run_id"]).set_index("issue_type")
+    if ui.filter_run_notice(run):
+        st.stop()
+    counts = ui.run_counts(run).set_index("issue_type")
     types = [t for t in ui.DUPLICATE_TYPES if t in counts.index]
     if not types:
         st.info("This run has no duplicate findings.")
@@ -148,7 +149,7 @@ if run is not None:
     for _, members in page.groupby("group_id", sort=False):
         selected += show_group(run, members, pairs, nonce, issue_type)
     if not page.empty:
-        ui.decision_form(run, issue_type, selected, labels=ui.load_facets(ui.db_path(), run["run_id"], issue_type)["labels"], key="dup_decide")
+        ui.decision_form(run, issue_type, selected, labels=ui.facets(run, issue_type)["labels"], key="dup_decide")
     with st.expander("All pairs of this run"):
         st.dataframe(store.pairs(run["run_id"])[["item_a", "item_b", "similarity", "method"]], hide_index=True,
                      column_config={"similarity": st.column_config.NumberColumn("similarity", format="%.4f")})

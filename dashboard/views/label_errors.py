@@ -80,7 +80,9 @@ def show_finding(run: dict, row, items: pd.DataFrame, nonce: int) -> bool:
 run = ui.current_run()
 if run is not None:
     st.title("Label errors")
-    counts = ui.load_counts(ui.db_path(), run["run_id"]).set_index("issue_type")
+    if ui.filter_run_notice(run):
+        st.stop()
+    counts = ui.run_counts(run).set_index("issue_type")
     if "label_error" not in counts.index:
         st.info("This run has no label-error findings (it needs at least two labels).")
         st.stop()
@@ -105,5 +107,5 @@ if run is not None:
     selected = [row.item_id for row in page.itertuples() if show_finding(run, row, items, nonce)]
     if not page.empty:
         suggested = {r.item_id: r.suggested_label for r in page.itertuples() if isinstance(r.suggested_label, str)}
-        ui.decision_form(run, "label_error", selected, labels=ui.load_facets(ui.db_path(), run["run_id"], "label_error")["labels"],
+        ui.decision_form(run, "label_error", selected, labels=ui.facets(run, "label_error")["labels"],
                          suggested=suggested, key="lab_decide")

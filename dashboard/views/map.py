@@ -126,6 +126,8 @@ def show_region(run: dict, inside: pd.DataFrame) -> None:
 run = ui.current_run()
 if run is not None:
     st.title("Embedding map")
+    if ui.filter_run_notice(run):
+        st.stop()
     left, right = st.columns(2)
     method = left.radio("Projection", list(METHODS), format_func=METHODS.__getitem__, horizontal=True, key="map_method")
     colour = right.radio("Colour by", ["issue", "label"], format_func={"issue": "issue type", "label": "label"}.__getitem__,

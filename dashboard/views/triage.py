@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import ui
+from dashboard import evidence, ui
+from dashboard.evidence import Span
 from dashboard.unsure import Band, unsure_band
 from winnow.findings import RUN_ITEM_ID
 from winnow.store import Store
@@ -26,6 +26,7 @@ NOT_FLAGGED = "not flagged: the score did not pass the threshold"
 # what a decision says about the finding: a real issue (confirmed, relabelled, kept anyway) or not
 OUTCOME = {"confirmed": 1, "relabel": 1, "keep": 1, "dismissed": 0}
 SIMULATED_BATCHES = 20  # the replay behind "reviews saved" retrains at most this many times
+SHOWN_TEXTS = 3  # selected texts shown whole below the table
 
 
 def pick_issue_type(counts: pd.DataFrame, key: str = "queue_issue") -> str:
@@ -38,9 +39,10 @@ def pick_issue_type(counts: pd.DataFrame, key: str = "queue_issue") -> str:
     return st.selectbox("Issue type", types, format_func=numbers.__getitem__, key=key)
 
 
-@st.cache_data(ttl=ui.CACHE_TTL_S, show_spinner=False)
-def load_band(db: str, run_id: str, issue_type: str) -> tuple[Band | None, int]:
-    """The unsure band of one queue (see :mod:`dashboard.unsure`) and how many of its items are undecided."""
+@st.cache_data(show_spinner=False, max_entries=64)
+def load_band(db: str, run_id: str, issue_type: str, version: str) -> tuple[Band | None, int]:
+    """The unsure band of one queue (see :mod:`dashboard.unsure`) and how many of its items are
+    undecided; ``version`` (``Store.runs_with_versions``) keys the cache."""
     found = Store(db, lock_timeout=ui.LOCK_TIMEOUT_S).score_distribution(run_id, issue_type)
     scores = found["scores"]
     band = unsure_band(scores, found["flagged"], found["threshold"]) if len(scores) >= 3 else None
@@ -68,7 +70,7 @@ def pick_queue(issue_type: str, band: Band | None, undecided_in_band: int) -> st
 def filters(run: dict, issue_type: str, band: Band | None) -> dict:
     """Flagged only, undecided only, label, score range and page size, as findings_page arguments;
     in the unsure band the band sets the score range (and spans both sides of the flag)."""
-    facets = ui.load_facets(ui.db_path(), run["run_id"], issue_type)
+    facets = ui.facets(run, issue_type)
     a, b, c, d, e = st.columns([3, 3, 4, 6, 2], vertical_alignment="bottom")
     if band is None:
         flagged_only = a.checkbox("flagged only", value=True, key="queue_flagged")
@@ -149,15 +151,17 @@ def replay_decisions(db: str, run_id: str, issue_type: str, decided: tuple) -> R
     return simulate_review(features[known], findings["score"].to_numpy()[known], outcomes[known] == 1, batch=batch)
 
 
-def decided_signature(run_id: str, issue_type: str) -> tuple:
+def decided_signature(run: dict, issue_type: str) -> tuple:
     """(how many decisions, the newest) of this queue: re-rank again only when they change."""
-    decisions = ui.store().decisions_for(run_id)
+    decisions = ui.run_decisions(run)
     mine = decisions[decisions["issue_type"] == issue_type]
     return len(mine), str(mine["at"].max()) if len(mine) else ""
 
 
 def show_reviews_saved(curve: ReviewCurve) -> None:
     """How many fewer items the re-ranked order needs to find the issues the reviewer confirmed."""
+    import altair as alt  # only this chart needs it
+
     from detectors.rerank import reviews_to_find
 
     found = curve.issues
@@ -176,7 +180,7 @@ def show_reviews_saved(curve: ReviewCurve) -> None:
 def reranked_page(run: dict, issue_type: str, args: dict, offset: int) -> tuple[pd.DataFrame, int] | None:
     """The page of the queue with undecided items in re-ranked order (decided ones after them),
     or ``None`` (with the reason shown) when there is nothing to re-rank with."""
-    decided = decided_signature(run["run_id"], issue_type)
+    decided = decided_signature(run, issue_type)
     found = rerank_queue(ui.db_path(), run["run_id"], issue_type, decided)
     if found is None:
         st.info("Re-ranking needs the run's embeddings, which are not in the database (or the run is too large).")
@@ -235,8 +239,29 @@ def image_grid(run: dict, page: pd.DataFrame, issue_type: str) -> list[str]:
     return selected
 
 
+def text_evidence(run: dict, page: pd.DataFrame, issue_type: str) -> list[list[Span]]:
+    """Per row of a text queue's page, the spans of its text that are the finding's evidence
+    (near duplicates against the text of the copy they were matched to)."""
+    related: dict[str, str] = {}
+    if issue_type == "near_duplicate":
+        wanted = tuple(sorted({r for r in page["related_item_id"] if isinstance(r, str)}))
+        related = ui.texts_of(run, wanted)
+    return [evidence.text_spans(text, issue_type, detail, related.get(rel) if isinstance(rel, str) else None)
+            for text, detail, rel in zip(page["text"], page["detail"], page["related_item_id"])]
+
+
+def marked_cells(table: pd.DataFrame, failing: list[set[str]]) -> pd.DataFrame:
+    """The CSS of each cell of ``table``: the failing cells of each row (columns ``· name``) marked."""
+    marks = pd.DataFrame("", index=table.index, columns=table.columns)
+    for row, columns in zip(table.index, failing):
+        for column in columns:
+            marks.loc[row, f"· {column}"] = ui.FAILING_CELL
+    return marks
+
+
 def rows_table(run: dict, page: pd.DataFrame, issue_type: str) -> list[str]:
-    """Texts or table rows with score, reason and decision, multi-row selectable; returns the selected."""
+    """Texts (a snippet with the evidence in « ») or table rows (the failing cells marked) with
+    score, reason and decision, multi-row selectable; returns the selected."""
     table = pd.DataFrame({
         "item_id": page["item_id"],
         "score": page["score"],
@@ -245,17 +270,23 @@ def rows_table(run: dict, page: pd.DataFrame, issue_type: str) -> list[str]:
     })
     if page["suggested_label"].notna().any():
         table["suggested"] = page["suggested_label"]
+    spans: list[list[Span]] = [[] for _ in range(len(page))]
     if run["modality"] == "text":
-        table["text"] = page["text"].map(ui.snippet)
+        spans = text_evidence(run, page, issue_type)
+        table["text"] = [evidence.marked_snippet(t, s, ui.SNIPPET_CHARS) if isinstance(t, str) else None
+                         for t, s in zip(page["text"], spans)]
     table["reason"] = page["reason"].fillna(NOT_FLAGGED)
     table["decision"] = [ui.decision_text(r) for r in page.to_dict("records")]
     rows = ui.table_rows(run, page)
+    failing: list[set[str]] = []
     if rows is not None:
+        failing = [evidence.failing_columns(issue_type, d, list(rows.columns)) for d in page["detail"]]
         table = pd.concat([table.reset_index(drop=True), rows.reset_index(drop=True).add_prefix("· ")], axis=1)
     table = table.reset_index(drop=True)
     whole_page = ui.page_selection_buttons(list(table["item_id"]))
+    shown = table.style.apply(lambda _: marked_cells(table, failing), axis=None) if any(failing) else table
     event = st.dataframe(
-        table,
+        shown,
         hide_index=True,
         key=f"queue_table_{ui.selection_nonce()}_{issue_type}",
         on_select="rerun",
@@ -263,14 +294,32 @@ def rows_table(run: dict, page: pd.DataFrame, issue_type: str) -> list[str]:
         column_config={
             "score": st.column_config.NumberColumn("score", format="%.3f", width="small"),
             "flagged": st.column_config.CheckboxColumn("flagged", width="small"),
-            "text": st.column_config.TextColumn("text", width="large"),
+            "text": st.column_config.TextColumn("text", width="large", help="« » mark the evidence: the parts of the text the finding is about"),
             "reason": st.column_config.TextColumn("reason", width="large"),
         },
     )
+    if any(failing):
+        st.caption("Cells that failed a check (or could not be read) are marked in red.")
     ticked = {table["item_id"].iloc[i] for i in event.selection.rows} | set(whole_page)
     if whole_page:
         st.caption(f"All {len(whole_page)} rows of this page are selected (D clears).")
-    return [i for i in table["item_id"] if i in ticked]
+    picked = [i for i in table["item_id"] if i in ticked]
+    if run["modality"] == "text":
+        show_selected_texts(page, spans, picked)
+    return picked
+
+
+def show_selected_texts(page: pd.DataFrame, spans: list[list[Span]], picked: list[str]) -> None:
+    """The whole text of the first few selected items, their evidence highlighted."""
+    rows = {item_id: k for k, item_id in enumerate(page["item_id"])}
+    chosen = [i for i in picked if isinstance(page["text"].iloc[rows[i]], str)][:SHOWN_TEXTS]
+    for item_id in chosen:
+        k = rows[item_id]
+        with st.container(border=True):
+            st.markdown(f"**{item_id}** · {page['reason'].iloc[k] if isinstance(page['reason'].iloc[k], str) else NOT_FLAGGED}")
+            st.markdown(evidence.highlighted_html(page["text"].iloc[k], spans[k]), unsafe_allow_html=True)
+    if len(picked) > len(chosen):
+        st.caption(f"The whole text is shown for the first {len(chosen)} selected items.")
 
 
 def open_detail(item_id: str) -> None:
@@ -281,23 +330,24 @@ def open_detail(item_id: str) -> None:
 run = ui.current_run()
 if run is not None:
     st.title("Triage queue")
-    counts = ui.load_counts(ui.db_path(), run["run_id"])
+    if ui.filter_run_notice(run):
+        st.stop()
+    counts = ui.run_counts(run)
     if counts.empty:
         st.info("This run has no findings yet.")
         st.stop()
     issue_type = pick_issue_type(counts)
-    band, undecided_in_band = load_band(ui.db_path(), run["run_id"], issue_type)
+    band, undecided_in_band = load_band(ui.db_path(), run["run_id"], issue_type, run["version"])
     mode = pick_queue(issue_type, band, undecided_in_band)
     args = filters(run, issue_type, band if mode == UNSURE else None)
     reranking = st.toggle("Re-rank undecided items by my decisions", key="queue_rerank",
                           help="A small model on the embeddings learns from what you confirmed and dismissed in this queue "
                                "(active learning) and moves the items most like your confirmed ones to the front.")
     signature = (run["run_id"], issue_type, mode, reranking, *args.values())
-    store = ui.store()
     slot = st.container()
     offset = ui.page_offset("queue_page", args["limit"], signature)
     found = reranked_page(run, issue_type, args, offset) if reranking else None
-    page, total = found if found is not None else store.findings_page(run["run_id"], issue_type, **args, offset=offset)
+    page, total = found if found is not None else ui.queue_page(run, issue_type, offset, **args)
     ui.pager(slot, total, args["limit"], "queue_page")
     shown = f"{offset + 1}–{offset + len(page)}" if len(page) else "none"
     order = "re-ranked by your decisions" if found is not None else "highest score first"
@@ -309,7 +359,7 @@ if run is not None:
         st.stop()
     selected = image_grid(run, page, issue_type) if run["modality"] == "image" else rows_table(run, page, issue_type)
     suggested = {r.item_id: r.suggested_label for r in page.itertuples() if isinstance(r.suggested_label, str)}
-    labels = ui.load_facets(ui.db_path(), run["run_id"], issue_type)["labels"]
+    labels = ui.facets(run, issue_type)["labels"]
     ui.decision_form(run, issue_type, selected, labels=labels, suggested=suggested, key="queue_decide")
     if len(selected) == 1 and st.button(f"Open {selected[0]} in Item detail"):
         open_detail(selected[0])

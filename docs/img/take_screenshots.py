@@ -1,16 +1,19 @@
 """Regenerate the dashboard screenshots in this folder from the demo datasets.
 
-Usage, from the repository root (needs Debian's ``chromium`` and about two minutes)::
+Usage, from the repository root (needs Debian's ``chromium`` and about three minutes)::
 
     winnow demo --out /tmp/demo_dash
     winnow audit /tmp/demo_dash/images --db /tmp/demo_dash/winnow.duckdb --name demo-images --reference previous
+    winnow filter /tmp/demo_dash/texts.jsonl --out /tmp/demo_dash/filtered --id-key id --name demo-texts-filter \
+        --db /tmp/demo_dash/winnow.duckdb
     PYTHONPATH=. python docs/img/take_screenshots.py /tmp/demo_dash [DB]   # DB: default /tmp/demo_dash/winnow.duckdb
 
 The second audit re-reads the images (every vector comes from the cache) and tests them for drift
-against the first, so the Runs page has a cache hit rate and a drift finding to show. The script
-records a few decisions as reviewer "ada" (the planted off-topic texts among the top 30 confirmed,
-the rest dismissed, so re-ranking has something to learn), starts ``winnow dashboard`` and saves one
-PNG per page with Playwright driving headless Chromium.
+against the first, so the Runs page has a cache hit rate and a drift finding to show; the filter
+run of the demo texts gives the Removals page its exact and near copies. The script records a few
+decisions as reviewer "ada" (the planted off-topic texts among the top 30 confirmed, the rest
+dismissed, so re-ranking has something to learn), starts ``winnow dashboard`` and saves one PNG per
+page with Playwright driving headless Chromium.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ def record_decisions(store: Store, demo: Path) -> dict[str, str]:
     runs: dict[str, str] = {}
     for row in store.list_runs().sort_values("started").itertuples():
         runs[row.dataset] = row.run_id
+    if "demo-texts-filter" not in runs:
+        raise SystemExit("no demo-texts-filter run in the database: run the `winnow filter` line of this script's docstring first")
     truth = json.loads((demo / "truth.json").read_text())
     texts = runs["demo-texts"]
     planted = {p["item"] for p in truth["texts"]["off_topic"]}
@@ -60,13 +65,19 @@ def settle(page: Page) -> None:
     time.sleep(1.0)
 
 
-def shoot(page: Page, url: str, name: str, *, before=None) -> None:
+def shoot(page: Page, url: str, name: str, *, before=None, height: int | None = None) -> None:
+    """Open ``url``, do ``before``, and save the window (``height`` pixels tall: Streamlit scrolls
+    inside its own container, so a full-page shot would not show more)."""
+    size = page.viewport_size
+    if height:
+        page.set_viewport_size({"width": size["width"], "height": height})
     page.goto(url)
     settle(page)
     if before is not None:
         before(page)
         settle(page)
     page.screenshot(path=str(HERE / name))
+    page.set_viewport_size(size)
     print("wrote", HERE / name)
 
 
@@ -114,6 +125,22 @@ def main(demo: Path, db: Path) -> None:
 
         shoot(page, f"{base}map?run={images}", "dashboard-map.png", before=region)
         shoot(page, f"{base}item?run={images}&item=shirt/digit_6.png", "dashboard-item.png")
+
+        def table_queue(p: Page) -> None:
+            p.locator(".st-key-queue_issue").click()
+            p.get_by_role("option", name=re.compile("^corrupt")).click()
+            p.locator("h1").click()  # no focus ring on the select box in the picture
+
+        shoot(page, f"{base}triage?run={runs['demo-wine']}", "dashboard-table.png", before=table_queue)
+
+        def near_copy(p: Page) -> None:
+            p.locator(".st-key-removals_stage").click()
+            p.get_by_role("option", name=re.compile("^minhash")).click()
+            settle(p)
+            grid = p.locator("[data-testid='stDataFrame']").first.bounding_box()
+            p.mouse.click(grid["x"] + 14, grid["y"] + 35 + 17)  # the first row's selection cell
+
+        shoot(page, f"{base}removals?run={runs['demo-texts-filter']}", "dashboard-removals.png", before=near_copy, height=1500)
         browser.close()
 
 

@@ -716,3 +716,38 @@ class Store:
             rows += [[dataset, r.item_id, r.content_hash, issue_type, "confirmed", None, note, reviewer, at] for r in staying.itertuples()]
             con.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return list(staying["item_id"])
+
+    def runs_with_versions(self) -> pd.DataFrame:
+        """The runs as :meth:`list_runs` gives them (newest first), with each run's ``kind``
+        (``filter`` for ``winnow filter`` runs, else ``audit``) and ``version``: a string that
+        changes whenever what a review page shows of the run can change — its status, finish time
+        and newest finished stage (items and findings are saved with a stage), and the number and
+        newest time of its dataset's decisions. One cheap read per page view; the dashboard keys
+        its caches by the version, so a new session reuses what was read and a decision reads afresh."""
+        part = "coalesce(CAST({} AS VARCHAR), '-')"
+        version = " || '|' || ".join(part.format(c) for c in ("r.status", "r.finished", "s.stage", "j.n", "j.newest"))
+        return self._query(
+            f"""WITH s AS (SELECT run_id, max(finished) AS stage FROM run_stages GROUP BY run_id),
+                     j AS (SELECT dataset, count(*) AS n, max("at") AS newest FROM decisions GROUP BY dataset)
+                SELECT r.run_id, r.dataset, r.modality, r.status, r.started, r.finished, r.source, r.counts, r.error,
+                       CASE WHEN json_extract_string(r.config, '$.command') = 'filter' THEN 'filter' ELSE 'audit' END AS kind,
+                       {version} AS version
+                FROM runs r LEFT JOIN s USING (run_id) LEFT JOIN j USING (dataset)
+                ORDER BY r.started DESC"""
+        )
+
+    def removals_page(self, run_id: str, *, stage: str | None = None, limit: int = 50, offset: int = 0) -> tuple[pd.DataFrame, int]:
+        """One page of a filter run's removals (optionally of one stage) in shard and line order,
+        and how many match: ``doc_id, shard, line, stage, reason, related_doc_id, detail``."""
+        where, params = "run_id = $run", {"run": run_id}
+        if stage is not None:
+            where += " AND stage = $stage"
+            params["stage"] = stage
+        with self.connect(read_only=True) as con:
+            total = con.sql(f"SELECT count(*) AS n FROM removals WHERE {where}", params=params).df()
+            page = con.sql(
+                f"SELECT doc_id, shard, line, stage, reason, related_doc_id, detail FROM removals WHERE {where} "
+                "ORDER BY shard, line LIMIT $limit OFFSET $offset",
+                params={**params, "limit": max(int(limit), 0), "offset": max(int(offset), 0)},
+            ).df()
+        return page, int(total["n"].iloc[0])
