@@ -1,12 +1,12 @@
 """The filter flow: a pre-training corpus in, filtered shards and a removal manifest out.
 
 1. open (or resume) the run: shards, state under ``<out>/.winnow-state``, a row in ``runs``
-2. measure every shard (parallel): exact keys, MinHash signatures, quality properties; corrupt lines;
-   meanwhile decide the stages before the first embedding stage shard by shard, in corpus order,
-   each shard as soon as it is measured
+2. measure every shard (parallel, small shards grouped into one task: ``run.shard_groups``): exact
+   keys, MinHash signatures, quality properties; corrupt lines; meanwhile decide the stages before
+   the first embedding stage shard by shard, in corpus order, each group as soon as it is measured
 3. for each remaining stage, in order: embed the kept documents (parallel) before the first
    embedding stage, then decide the stage over all shards
-4. write every shard's kept documents in its own format (parallel)
+4. write every shard's kept documents in its own format (parallel, in the same groups)
 5. combine the manifest, load it into DuckDB, mark the run completed, publish a markdown summary
 
 With ``workers`` above 1 the shard tasks run on Prefect's Dask task runner, one process per worker.
@@ -29,14 +29,15 @@ from flows.retries import IO_TASK
 from winnow.errors import ConfigError
 from winnow.filtering import run
 from winnow.filtering.config import EMBEDDING_STAGES, FilterConfig
+from winnow.filtering.shards import Shard
 
 open_plan = task(run.open_plan, name="open-filter-run", **IO_TASK)
-measure = task(run.measure_pass, name="measure-shard", task_run_name="measure-{shard.key}", **IO_TASK)
+measure = task(run.measure_shards, name="measure-shards", task_run_name="measure-{shards[0].key}", **IO_TASK)
 embed = task(run.embed_pass, name="embed-shard", task_run_name="embed-{shard.key}", **IO_TASK)
 open_indexes = task(run.open_indexes, name="open-dedup-indexes", **IO_TASK)
 decide_shards = task(run.decide_shards, name="decide-shards", cache_policy=NO_CACHE)
 decide = task(run.decide_pass, name="decide-stage", task_run_name="{stage}", cache_policy=NO_CACHE)
-write = task(run.write_pass, name="write-shard", task_run_name="write-{shard.key}", **IO_TASK)
+write = task(run.write_shards, name="write-shards", task_run_name="write-{shards[0].key}", **IO_TASK)
 finish = task(run.finish, name="finish-filter-run", **IO_TASK)
 
 
@@ -62,6 +63,13 @@ def _each_shard(task_, plan: run.FilterPlan, *args: Any) -> list[Any]:
     return [f.result() for f in futures]
 
 
+def _each_group(task_, plan: run.FilterPlan, groups: list[tuple[Shard, ...]]) -> list[Any]:
+    """Submit ``task_`` for every group of shards and wait for all."""
+    futures = [task_.submit(plan, group) for group in groups]
+    wait(futures)
+    return [f.result() for f in futures]
+
+
 @flow(name="winnow-filter", flow_run_name=_flow_run_name, log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
 def filter_flow(config: FilterConfig, db: str) -> dict[str, Any]:
     """Filter the corpus of ``config`` into ``config.out``; return the run summary."""
@@ -73,15 +81,16 @@ def filter_flow(config: FilterConfig, db: str) -> dict[str, Any]:
 
     seconds: dict[str, float] = {}
     head = run.leading_shard_stages(config)
+    groups = run.shard_groups(plan.shards, config.workers)
     try:
         indexes = open_indexes(plan)
         with _timed(seconds, "measure+" + "+".join(head) if head else "measure"):
-            pending = [(shard, measure.submit(plan, shard)) for shard in plan.shards]
-            while pending:  # in corpus order: each time, the measured shards at the front of the queue
+            pending = [(group, measure.submit(plan, group)) for group in groups]
+            while pending:  # in corpus order: each time, the measured groups at the front of the queue
                 pending[0][1].result()
-                ready = [pending.pop(0)[0]]
+                ready = list(pending.pop(0)[0])
                 while pending and pending[0][1].state.is_completed():
-                    ready.append(pending.pop(0)[0])
+                    ready.extend(pending.pop(0)[0])
                 if head:
                     decide_shards(plan, head, ready, indexes)
         for stage in config.stages[len(head):]:
@@ -91,7 +100,7 @@ def filter_flow(config: FilterConfig, db: str) -> dict[str, Any]:
             with _timed(seconds, stage):
                 decide(plan, stage, indexes)
         with _timed(seconds, "write"):
-            _each_shard(write, plan)
+            _each_group(write, plan, groups)
         summary = finish(plan, started, seconds)
     except BaseException as exc:
         Store(db).finish_run(plan.run_id, status="failed", error=f"{type(exc).__name__}: {exc}")

@@ -112,3 +112,70 @@ def test_workers_choose_the_dask_task_runner(tmp_path):
 
     config = load_filter_config(None, inputs="x/*.jsonl", out=str(tmp_path), workers=2)
     assert isinstance(filter_flow_for(config).task_runner, DaskTaskRunner)
+
+
+TRICKY = [
+    "", "one", "  Ça  va?\u00a0très\u2003bien — “quoted” don’t", "Straße ﬁnance Ⅻ x² ＡＢＣ", "日本語のテキスト、です。 abc",
+    "\x1c\x1d hi \x1f there\u2028next", "snake_case_word 12_3 __ a-b", "e\u0301 combining \u0301 alone", "tab\tand\nnew  line",
+]
+
+
+def test_dedup_form_is_normalize_text_and_words_are_the_regex_words(reviews):
+    import re
+
+    import pandas as pd
+
+    from winnow.datasets.hashing import normalize_text
+
+    texts = TRICKY + documents(reviews, 30)
+    forms = textops.dedup_forms(texts)
+    assert forms == [normalize_text(t) for t in texts]
+    hashes, lengths = textops.word_hashes(textops.encode(forms))
+    words = [re.findall(r"\w+", f) for f in forms]
+    assert lengths.tolist() == [len(w) for w in words]
+    assert np.array_equal(hashes, pd.util.hash_array(np.array([w for ws in words for w in ws], dtype=object), categorize=False))
+
+
+def test_signatures_of_a_document_longer_than_a_block_equal_datasketch():
+    shingles = np.random.default_rng(3).integers(0, 2**32, size=textops._CHUNK_SHINGLES * 2 + 5, dtype=np.uint64).astype(np.uint32)
+    counts = np.array([3, len(shingles) - 4, 0, 1])
+    sigs = textops.signatures(shingles, counts, 16, 2)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    for i in range(len(counts)):
+        expected = MinHash(num_perm=16, seed=2, scheme="affine32", hashfunc=int)
+        expected.update_batch(shingles[offsets[i] : offsets[i + 1]])
+        assert np.array_equal(sigs[i], expected.hashvalues), i
+
+
+def test_a_damaged_gzip_shard_keeps_every_complete_line(tmp_path):
+    import gzip
+
+    from winnow.filtering.shards import Shard, read_documents
+
+    lines = [f'{{"text": "document number {i} with some words"}}' for i in range(3000)]
+    whole = gzip.compress("\n".join(lines).encode())
+    members = tmp_path / "members.jsonl.gz"
+    members.write_bytes(gzip.compress(b'{"text": "first member"}\n') + whole)
+    documents_ = list(read_documents(Shard(str(members), members.name, 0), "text", None))
+    assert [d.text for d in documents_[:2]] == ["first member", "document number 0 with some words"] and len(documents_) == 3001
+    for name, damaged in (("truncated", whole[: len(whole) // 2]), ("garbage", whole[:200] + b"\x00garbage" * 50)):
+        path = tmp_path / f"{name}.jsonl.gz"
+        path.write_bytes(damaged)
+        read = list(read_documents(Shard(str(path), path.name, 0), "text", None))
+        assert read[-1].line == -1 and "could not be read to the end" in read[-1].error, name
+        assert [d.text for d in read[:-1]] == [f"document number {i} with some words" for i in range(len(read) - 1)], name
+
+
+def test_small_shards_are_grouped_in_order_and_spread_over_the_workers(tmp_path):
+    from winnow.filtering.run import shard_groups
+    from winnow.filtering.shards import Shard
+
+    shards = []
+    for i in range(20):
+        path = tmp_path / f"s{i:02d}.jsonl"
+        path.write_text("x" * 100)
+        shards.append(Shard(str(path), path.name, i))
+    groups = shard_groups(tuple(shards), workers=2)
+    assert [s for group in groups for s in group] == shards  # consecutive, in corpus order
+    assert [len(group) for group in groups] == [2] * 10  # at least 4 groups per worker: at most 20 // 8 shards each
+    assert shard_groups(tuple(shards[:3]), workers=2) == [(s,) for s in shards[:3]]

@@ -4,6 +4,10 @@ Both keep the first copy in corpus order (earlier runs, then earlier shards, the
 and remove later ones, naming the kept document as ``related_doc_id``. A document is a near-copy
 when an LSH band matches a kept document *and* the signatures' estimated Jaccard similarity is at
 least the threshold, so band collisions between unrelated documents never remove anything.
+
+The work is done for the whole shard at once with numpy (lookups, verification, the best match
+per document); only documents with a candidate earlier in the same shard are walked one by one,
+because whether such a candidate still counts depends on the decisions before it.
 """
 
 from __future__ import annotations
@@ -31,22 +35,19 @@ class ShardDocs:
 def exact_dedup(index: DedupIndex, docs: ShardDocs, keys: np.ndarray) -> tuple[list[Removal], np.ndarray]:
     """Documents whose exact key a kept document already has, and the positions of those kept
     (the caller records the removals, then commits the kept keys to the index)."""
-    removals: list[Removal] = []
     owners = index.lookup(0, keys)
-    first_seen: dict[int, int] = {}
-    kept = []
-    for i, (key, owner) in enumerate(zip(keys.tolist(), owners.tolist())):
-        if owner >= 0:
-            related = index.doc_id(owner)
-        elif key in first_seen:
-            related = docs.doc_ids[first_seen[key]]
-        else:
-            first_seen[key] = i
-            kept.append(i)
-            continue
+    unique, first = np.unique(keys, return_index=True)
+    first_copy = first[np.searchsorted(unique, keys)]  # where each key first occurs in the shard
+    in_index = owners >= 0
+    removed = np.flatnonzero(in_index | (first_copy != np.arange(len(keys))))
+    from_index = iter(index.doc_ids(owners[in_index]))
+    removals = []
+    for i in removed.tolist():
+        related = next(from_index) if in_index[i] else docs.doc_ids[first_copy[i]]
         removals.append(Removal(int(docs.lines[i]), docs.doc_ids[i], "exact", f"exact copy of {related} (same normalised text)",
-                                related, {"hash": f"{key:016x}"}))
-    return removals, np.asarray(kept, np.int64)
+                                related, {"hash": f"{int(keys[i]):016x}"}))
+    kept = np.flatnonzero(~in_index & (first_copy == np.arange(len(keys))))
+    return removals, kept
 
 
 def minhash_dedup(
@@ -54,24 +55,22 @@ def minhash_dedup(
     *, threshold: float, shingle_size: int,
 ) -> tuple[list[Removal], np.ndarray]:
     """Near-copies of kept documents (earlier shards or runs, or earlier in this shard), and the
-    positions of the documents kept (the caller commits their band keys and signatures)."""
+    positions of the documents kept (the caller commits their band keys and signatures).
+
+    Among several matches the most similar wins; between equally similar ones, the one found first
+    (by band, then by position)."""
     usable = np.flatnonzero(has_shingles)
-    from_index = _index_candidates(index, band_keys, usable)
-    in_shard = _shard_candidates(band_keys, usable)
-    removed: dict[int, tuple[str, float]] = {}
-    for i in usable.tolist():
+    removed: dict[int, tuple[str, float]] = _index_matches(index, signatures, band_keys, usable, threshold)
+    for i, partners in _shard_candidates(band_keys, usable).items():
+        if i in removed:
+            continue
         best = None
-        for owner in from_index.get(i, ()):
-            similarity = _jaccard(signatures[i], index.signature(owner))
+        for j in partners:
+            if j in removed:
+                continue  # only kept documents are matched against, as across shards
+            similarity = _jaccard(signatures[i], signatures[j])
             if similarity >= threshold and (best is None or similarity > best[1]):
-                best = (index.doc_id(owner), similarity)
-        if best is None:
-            for j in in_shard.get(i, ()):
-                if j in removed:
-                    continue  # only kept documents are matched against, as across shards
-                similarity = _jaccard(signatures[i], signatures[j])
-                if similarity >= threshold and (best is None or similarity > best[1]):
-                    best = (docs.doc_ids[j], similarity)
+                best = (docs.doc_ids[j], similarity)
         if best is not None:
             removed[i] = best
     removals = [
@@ -89,34 +88,51 @@ def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.count_nonzero(a == b)) / len(a)
 
 
-def _index_candidates(index: DedupIndex, band_keys: np.ndarray, usable: np.ndarray) -> dict[int, list[int]]:
-    """Owners in the index sharing at least one band key with each usable document."""
-    candidates: dict[int, list[int]] = {}
+def _index_matches(index: DedupIndex, signatures: np.ndarray, band_keys: np.ndarray, usable: np.ndarray,
+                   threshold: float) -> dict[int, tuple[str, float]]:
+    """For each usable document with a verified match among the index's owners: the best one's doc
+    id and the estimated Jaccard similarity."""
     if index.size == 0 or len(usable) == 0:
-        return candidates
-    for band in range(band_keys.shape[1]):
-        owners = index.lookup(band, band_keys[usable, band])
-        for i, owner in zip(usable[owners >= 0].tolist(), owners[owners >= 0].tolist()):
-            partners = candidates.setdefault(i, [])
-            if owner not in partners:
-                partners.append(owner)
-    return candidates
+        return {}
+    owners = index.lookup_tables(band_keys[usable])
+    rows, bands = np.nonzero(owners >= 0)  # by document, then band: the order candidates are found in
+    if len(rows) == 0:
+        return {}
+    candidates = owners[rows, bands]
+    _, first = np.unique((rows.astype(np.int64) << 32) | candidates, return_index=True)
+    first.sort()
+    rows, candidates = rows[first], candidates[first]
+    unique_owners, which = np.unique(candidates, return_inverse=True)
+    stored = index.signatures(unique_owners)
+    mine = signatures[usable[rows]]
+    similarity = np.count_nonzero(mine == stored[which], axis=1) / mine.shape[1]
+    good = np.flatnonzero(similarity >= threshold)
+    if len(good) == 0:
+        return {}
+    best = good[np.lexsort((good, -similarity[good], rows[good]))]  # per document: most similar, then found first
+    best = best[np.concatenate([[True], rows[best][1:] != rows[best][:-1]])]
+    related = index.doc_ids(candidates[best])
+    return {int(usable[r]): (doc_id, float(s)) for r, doc_id, s in zip(rows[best].tolist(), related, similarity[best].tolist())}
 
 
 def _shard_candidates(band_keys: np.ndarray, usable: np.ndarray) -> dict[int, list[int]]:
-    """Earlier documents of the shard sharing at least one band key with each usable document."""
+    """Earlier documents of the shard sharing at least one band key with each usable document, by
+    band, then position; documents in shard order."""
     candidates: dict[int, list[int]] = {}
-    for band in range(band_keys.shape[1]):
-        keys = band_keys[usable, band]
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
-        sizes = np.diff(np.append(starts, len(sorted_keys)))
+    if len(usable) < 2:
+        return candidates
+    # per band, key and position as one 64-bit number: one SIMD sort orders each band by key, then shard order
+    ordered = np.sort((band_keys[usable].T.astype(np.uint64) << np.uint64(32)) | np.arange(len(usable), dtype=np.uint64), axis=1)
+    keys, positions = ordered >> np.uint64(32), (ordered & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    same = keys[:, 1:] == keys[:, :-1]
+    for band in np.flatnonzero(same.any(axis=1)).tolist():
+        starts = np.flatnonzero(np.concatenate([[True], ~same[band]]))
+        sizes = np.diff(np.append(starts, len(usable)))
         for start, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
-            members = usable[order[start : start + size]].tolist()  # in shard order (stable sort)
+            members = usable[positions[band, start : start + size]].tolist()
             for position in range(1, size):
                 partners = candidates.setdefault(members[position], [])
                 for j in members[max(0, position - MAX_PARTNERS_PER_BUCKET) : position]:
                     if j not in partners:
                         partners.append(j)
-    return candidates
+    return dict(sorted(candidates.items()))

@@ -56,10 +56,22 @@ def write_part(path: Path, run_id: str, shard_key: str, removals: list[Removal])
     os.replace(partial, path)
 
 
-def read_parts(paths: list[Path]) -> pa.Table:
-    """The rows of several part files (an empty table with the manifest schema when none)."""
-    tables = [pq.read_table(p, schema=SCHEMA) for p in paths]
-    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+def combine_parts(paths: list[Path], out: Path) -> dict[str, int]:
+    """Write the rows of several part files to ``out`` (temporary name, then rename), one part at
+    a time (the manifest of a large run is never whole in memory); return the rows per stage."""
+    import pyarrow.compute as pc
+
+    counts: dict[str, int] = {}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    with pq.ParquetWriter(partial, SCHEMA) as writer:
+        for path in paths:
+            table = pq.read_table(path, schema=SCHEMA)
+            writer.write_table(table)
+            for item in pc.value_counts(table.column("stage")).to_pylist():
+                counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+    os.replace(partial, out)
+    return counts
 
 
 def removed_lines(paths: list[Path]) -> set[int]:

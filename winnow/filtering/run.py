@@ -5,15 +5,16 @@ Passes, in order:
 
 1. :func:`open_plan` — find the shards, and start a run or pick up the unfinished run with the same
    inputs and configuration (``<out>/.winnow-state/runs/<run_id>/run.json``).
-2. :func:`measure_pass` per shard (parallel) — features for the enabled stages, and the
-   ``corrupt`` removals.
+2. :func:`measure_pass` per shard (parallel, in groups of small shards: :func:`shard_groups`) —
+   features for the enabled stages, and the ``corrupt`` removals.
 3. The stages before the first embedding stage (:func:`leading_shard_stages`) are decided shard
    by shard with :func:`decide_shards`, in corpus order, each shard as soon as it is measured (while
    later shards are still being measured); then, for each remaining stage in order,
    :func:`embed_pass` per shard (parallel) before the first embedding stage and :func:`decide_pass`
    over all shards. Exact and MinHash dedup walk the shards in order against the persisted index;
    quality and anomaly go shard by shard; semantic dedup runs over the whole run.
-4. :func:`write_pass` per shard (parallel) — the kept documents in the shard's own format.
+4. :func:`write_pass` per shard (parallel, in the same groups) — the kept documents in the shard's
+   own format.
 5. :func:`finish` — one manifest Parquet file for the run, the same rows in DuckDB, the summary.
 
 Every per-shard output is written whole (temporary name, then rename) and is its own marker, so a
@@ -45,7 +46,7 @@ from winnow.filtering.features import (
     measure_shard,
 )
 from winnow.filtering.index import DedupIndex
-from winnow.filtering.manifest import Removal, read_parts, removed_lines, write_part
+from winnow.filtering.manifest import Removal, combine_parts, removed_lines, write_part
 from winnow.filtering.shards import Shard, discover_shards, read_documents, write_kept
 
 STATE_DIR = ".winnow-state"
@@ -159,6 +160,39 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 # -- 2. measure ---------------------------------------------------------------------------------
+
+TASK_BYTES = 32 << 20
+"""Input bytes per measure or write task. Submitting a task to Dask costs the flow process about
+0.3 CPU-seconds (Prefect serialises its settings for each task), more in the worker and the API
+server: as much as measuring ten thousand documents (``bench/results/filter.md``). So small shards
+are grouped, in corpus order, until a group holds this much; see :func:`shard_groups`."""
+GROUPS_PER_WORKER = 4
+"""At least this many groups per worker, when there are shards enough: the work stays spread over
+the workers, and dedup can start on the first group while later ones are measured."""
+
+
+def shard_groups(shards: tuple[Shard, ...], workers: int) -> list[tuple[Shard, ...]]:
+    """Consecutive shards grouped into tasks of about :data:`TASK_BYTES` of input, and at most
+    ``len(shards) / (GROUPS_PER_WORKER × workers)`` shards each. Every shard keeps its own markers,
+    so a killed group resumes shard by shard."""
+    most = max(1, len(shards) // (GROUPS_PER_WORKER * workers))
+    groups: list[tuple[Shard, ...]] = []
+    current: list[Shard] = []
+    size = 0
+    for shard in shards:
+        current.append(shard)
+        size += os.path.getsize(shard.path)
+        if size >= TASK_BYTES or len(current) >= most:
+            groups.append(tuple(current))
+            current, size = [], 0
+    if current:
+        groups.append(tuple(current))
+    return groups
+
+
+def measure_shards(plan: FilterPlan, shards: tuple[Shard, ...]) -> list[dict[str, int]]:
+    """:func:`measure_pass` for each of ``shards`` (one task for a group of shards)."""
+    return [measure_pass(plan, shard) for shard in shards]
 
 
 def measure_pass(plan: FilterPlan, shard: Shard) -> dict[str, int]:
@@ -384,28 +418,26 @@ def write_pass(plan: FilterPlan, shard: Shard) -> dict[str, int]:
     return stats
 
 
+def write_shards(plan: FilterPlan, shards: tuple[Shard, ...]) -> list[dict[str, int]]:
+    """:func:`write_pass` for each of ``shards`` (one task for a group of shards)."""
+    return [write_pass(plan, shard) for shard in shards]
+
+
 # -- 5. finish ----------------------------------------------------------------------------------
 
 
 def finish(plan: FilterPlan, started: float, pass_seconds: dict[str, float]) -> dict[str, Any]:
     """Combine the removal parts into ``<out>/removals/<run_id>.parquet``, load them into DuckDB,
     mark the run completed and return its summary."""
-    import pyarrow.parquet as pq
-
     from winnow.store import Store
     from winnow.store.removals import save_removals
 
     parts = [plan.part_path(stage, shard) for shard in plan.shards for stage in ("corrupt", *plan.config.stages)]
-    table = read_parts([p for p in parts if p.exists()])
-    plan.manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = plan.manifest_path.with_name(plan.manifest_path.name + ".partial")
-    pq.write_table(table, partial)
-    os.replace(partial, plan.manifest_path)
+    counts = combine_parts([p for p in parts if p.exists()], plan.manifest_path)
     store = Store(plan.db)
     rows = save_removals(store, plan.run_id, plan.manifest_path)
     written = sum(json.loads(plan.written_marker(s).read_text())["written"] for s in plan.shards)
-    stages = table.column("stage").to_pylist()
-    removed = {stage: stages.count(stage) for stage in ("corrupt", *plan.config.stages)}
+    removed = {stage: counts.get(stage, 0) for stage in ("corrupt", *plan.config.stages)}
     summary = {
         "run_id": plan.run_id, "dataset": plan.config.dataset, "shards": len(plan.shards), "items": written + rows,
         "kept": written, "removed": rows, "flagged": removed, "stages": list(plan.config.stages), "out": str(plan.out),
