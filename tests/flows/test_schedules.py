@@ -142,13 +142,12 @@ def test_work_pool_deployment_runs_on_a_prefect_worker(tmp_path, tiny_jsonl):
         prefect = [sys.executable, "-m", "prefect"]
         subprocess.run([*prefect, "work-pool", "create", "winnow-test", "--type", "process"], env=env, check=True, capture_output=True, timeout=120)
         args = ["schedule", str(tiny_jsonl), "--interval", "3600", "--id-col", "id", "--label-col", "label", "--db", str(db), "--work-pool", "winnow-test"]
-        old = {key: os.environ.get(key) for key in env}
-        os.environ.update(env)  # `winnow schedule --work-pool` talks to the server at PREFECT_API_URL
-        try:
-            registered = CliRunner().invoke(app, args)
-        finally:
-            for key, value in old.items():
-                os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+        # `winnow schedule --work-pool` talks to the server at PREFECT_API_URL; Prefect reads it from
+        # its settings context, which the session's test harness may already hold, so set it there
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            registered = CliRunner().invoke(app, args, env={"PREFECT_API_URL": api_url})
         assert registered.exit_code == 0, registered.output
         assert "registered deployment" in registered.output and "prefect worker start --pool winnow-test" in registered.output
         # the hourly schedule's next run is up to an hour away: ask for one now, as a team would
