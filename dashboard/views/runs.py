@@ -82,20 +82,7 @@ def show_trend(run: dict, counts: pd.DataFrame) -> None:
         st.info("No findings yet.")
         return
     mine["run"] = mine["started"].dt.strftime("%Y-%m-%d %H:%M") + " · " + mine["run_id"].str[-6:]
-    order = list(dict.fromkeys(mine["run"]))
-    chart = (
-        alt.Chart(mine)
-        .mark_bar()
-        .encode(
-            x=alt.X("issue_type:N", title=None, axis=alt.Axis(labelAngle=0)),
-            xOffset=alt.XOffset("run:N", sort=order),
-            y=alt.Y("flagged:Q", title="flagged items"),
-            color=alt.Color("run:N", sort=order, title="run (oldest first)", legend=alt.Legend(orient="bottom")),
-            tooltip=["run", "issue_type", "flagged", "scored"],
-        )
-        .properties(height=260)
-    )
-    st.altair_chart(chart, width="stretch")
+    _bars_per_run(mine, "issue_type", "flagged", "flagged items", ["run", "issue_type", "flagged", "scored"])
 
 
 def cache_line(embed: dict) -> str | None:
@@ -208,16 +195,22 @@ def show_filter_trend(run: dict, runs: pd.DataFrame) -> None:
         st.info("No removals yet.")
         return
     frame = pd.DataFrame(rows)
+    _bars_per_run(frame, "stage", "removed", "removed documents", ["run", "stage", "removed"])
+
+
+def _bars_per_run(frame: pd.DataFrame, category: str, value: str, value_title: str, tooltip: list[str]) -> None:
+    """Grouped bars of ``value`` per ``category``, one bar per run (column ``run``), oldest first:
+    the trend chart of the audit and the filter runs of a dataset."""
     order = list(dict.fromkeys(frame["run"]))
     chart = (
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("stage:N", title=None, axis=alt.Axis(labelAngle=0)),
+            x=alt.X(f"{category}:N", title=None, axis=alt.Axis(labelAngle=0)),
             xOffset=alt.XOffset("run:N", sort=order),
-            y=alt.Y("removed:Q", title="removed documents"),
+            y=alt.Y(f"{value}:Q", title=value_title),
             color=alt.Color("run:N", sort=order, title="run (oldest first)", legend=alt.Legend(orient="bottom")),
-            tooltip=["run", "stage", "removed"],
+            tooltip=tooltip,
         )
         .properties(height=260)
     )
