@@ -507,7 +507,7 @@ def markdown(report: dict[str, Any]) -> str:
         renamed = {"normalize_text (dedup form)": "normalize_text", "word hashes": "word shingle hashes"}
         for step, us in report["cpu_us_per_doc"].items():
             before = old_steps.get(step, old_steps.get(renamed.get(step, ""), ""))
-            if step == "word hashes" and before:
+            if step == "word hashes" and before and "word hashes" not in old_steps:
                 before = f"{before} (with shingles)"
             lines.append(f"| {step} | {us} | {before} |")
     if "passes_one_process" in report:
@@ -555,8 +555,9 @@ def _ceiling(report: dict[str, Any], passes: dict[str, Any], largest: dict[str, 
             f"{worst_f1}, {false_positives} false positives over all sizes). Throughput: measured {largest['stage_docs_per_s']:,} "
             f"documents/s for exact + MinHash at {n:,} documents" + (f" ({steady:,} once the workers run)" if steady else "")
             + f", {'above' if largest['stage_docs_per_s'] >= GOALS['docs_per_s'] else 'below'} the {GOALS['docs_per_s']:,} goal, "
-            f"on 2 cores shared with other work (load average {largest['load_before'][0]:.0f} to {largest['load_after'][0]:.0f}: "
-            f"this run had a fraction of the machine). From CPU time instead: measuring costs {measure} µs per document "
+            f"on 2 cores (load average {largest['load_before'][0]:.1f} to {largest['load_after'][0]:.1f}"
+            + (": the machine was shared, so this run had a fraction of it" if max(largest['load_before'][0], largest['load_after'][0]) > 2.5 else "")
+            + f"). From CPU time instead: measuring costs {measure} µs per document "
             f"(one process), and at {n:,} documents the flow process spent {flow_us:.0f} µs per document in all (deciding exact "
             f"and MinHash dedup against an index growing to {n:,} documents — {decide} µs in one process at "
             f"{passes['documents']:,} — plus its start-up and Prefect's task submissions). Measuring runs on both cores and "
