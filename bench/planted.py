@@ -91,6 +91,15 @@ class Planted:
         not wrong, only typed differently."""
         return set(self.pairs.get("exact_duplicate", set())) if issue_type == "near_duplicate" else set()
 
+    def ignored_pair_items(self, issue_type: str) -> set[str]:
+        """Items whose pairs are left out when scoring duplicates, as item rankings leave them out:
+        those planted for a content problem (off-topic, outlier, low quality). Whether two of them
+        are copies of each other (two glyphs of a batch scraped from the wrong source) or of the
+        item they were made from (a rotated garment) is not planted, so a pair is neither right nor wrong."""
+        if issue_type not in ("exact_duplicate", "near_duplicate"):
+            return set()
+        return set().union(*(self.items.get(t, set()) for t in ("off_topic", "outlier", "low_quality")))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "modality": self.modality, "source": str(self.source), "options": self.options,

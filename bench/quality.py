@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from bench import baselines, peers
+from bench import baselines, peers, signals
 from bench.audited import Audited, audit, item_ranking, pair_rankings
 from bench.fastdup_peer import fastdup_near_duplicates
+from bench.members import ensemble_members
 from bench.planted import BUILDERS, PAIR_ISSUES, SEED, WORK, Planted, build
 from bench.report import Row, write
 from bench.scoring import ItemRanking, PairRanking, score_items, score_pairs
@@ -120,6 +121,28 @@ def peer_answers(truth: Planted, audited: Audited, seed: int, info: dict[str, An
     return answers
 
 
+def signal_answers(truth: Planted, audited: Audited) -> list[Answer]:
+    """Each signal inside winnow's fused near-duplicate and label-error detectors, ranked alone
+    (``bench/signals.py``), for the issue types planted in this dataset."""
+    issues = planted_issues(truth)
+    answers = []
+    for issue, compute in (("near_duplicate", signals.near_duplicate_signals), ("label_error", signals.label_error_signals)):
+        if issue in issues:
+            found, seconds, note = attempt(compute, truth, audited)
+            if found is None:
+                answers.append(Answer(issue, "winnow signals", None, seconds, note))
+            answers += [Answer(kind, method, ranking, took) for kind, method, ranking, took in found or []]
+    return answers
+
+
+def member_answers(truth: Planted, audited: Audited) -> list[Answer]:
+    """Each member of winnow's off-topic and outlier ensembles ranked alone (``bench/members.py``)."""
+    found, seconds, note = attempt(ensemble_members, truth, audited)
+    if found is None:
+        return [Answer(issue, "winnow members", None, seconds, note) for issue in ("off_topic", "outlier") if truth.items.get(issue)]
+    return [Answer(kind, method, ranking, took) for kind, method, ranking, took in found]
+
+
 def score(truth: Planted, answers: list[Answer]) -> list[Row]:
     """Score every answer, plus each off-topic group (scattered / cluster) on its own."""
     rows: list[tuple[tuple, Row]] = []
@@ -129,7 +152,7 @@ def score(truth: Planted, answers: list[Answer]) -> list[Row]:
             rows.append(((ISSUE_ORDER.index(issue), "", n), Row(issue, answer.method, None, answer.seconds, answer.note)))
             continue
         if issue in PAIR_ISSUES:
-            metrics = score_pairs(answer.ranking, truth.pairs[issue], len(truth.ids), truth.ignored_pairs(issue))
+            metrics = score_pairs(answer.ranking, truth.pairs[issue], len(truth.ids), truth.ignored_pairs(issue), truth.ignored_pair_items(issue))
         else:
             metrics = score_items(answer.ranking, truth.items[issue], truth.ids, truth.ignored(issue))
         rows.append(((ISSUE_ORDER.index(issue), "", n), Row(issue, answer.method, metrics, answer.seconds, answer.note)))
@@ -188,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             "winnow detectors skipped / failed": f"{summary.get('skipped') or 'none'} / {summary.get('failed') or 'none'}",
         }
         print(f"[bench] {name}: peers", flush=True)
-        answers = winnow_answers(truth, audited) + peer_answers(truth, audited, args.seed, info)
+        answers = winnow_answers(truth, audited) + peer_answers(truth, audited, args.seed, info) + signal_answers(truth, audited)
+        answers += member_answers(truth, audited)
         info["not produced by winnow"] = ", ".join(a.issue_type for a in answers if a.method == "winnow" and a.ranking is None) or "none"
         info["produced by winnow, nothing planted"] = ", ".join(sorted(audited.produced - set(planted_issues(truth)))) or "none"
         results[name] = {"info": info, "rows": score(truth, answers)}

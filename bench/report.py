@@ -107,11 +107,13 @@ def write(out: Path, meta: dict[str, Any], datasets: dict[str, dict[str, Any]]) 
         "method asserts (its own threshold); `–` means the method has no decision rule. *seconds* is the method's",
         "wall time on inputs already computed (winnow: its detection stage on the cached embeddings; peers: their",
         "call on the same embeddings or files; Datalab's label row includes fitting the cross-validated probe that",
-        "makes its pred_probs). winnow's duplicate ranking is its pairs table, which holds only the pairs it asserts,",
-        "so its pair AP is capped by its recall; Datalab's is every item paired with its nearest neighbour; CleanVision",
+        "makes its pred_probs). winnow's duplicate ranking is its pairs table (the pairs it asserts, its *flagged*",
+        "set) plus every item's best candidate from its near_duplicate finding, scored by the item's score;",
+        "Datalab's is every item paired with its nearest neighbour; CleanVision",
         "reports sets (every pair in a set scores 1). Items planted for another content problem are left out of a ranking",
-        "(an off-topic image is neither a positive nor a negative for `outlier`); planted exact copies are left out",
-        "of the near-duplicate ranking.",
+        "(an off-topic image is neither a positive nor a negative for `outlier`), and so are the pairs that touch such",
+        "an item (whether two glyphs of the off-topic batch copy each other is not planted); planted exact copies are",
+        "left out of the near-duplicate ranking.",
         "",
     ]
     for name, data in datasets.items():

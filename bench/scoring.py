@@ -111,16 +111,22 @@ def score_items(ranking: ItemRanking, positives: Collection[str], universe: Coll
     )
 
 
-def score_pairs(ranking: PairRanking, positives: Collection[Pair], n_items: int, ignore: Collection[Pair] = ()) -> Metrics:
-    """Metrics of a pair ranking; the universe is all ``n_items * (n_items - 1) / 2`` pairs minus ``ignore``."""
-    skip = {canonical_pair(*p) for p in ignore}
-    wanted = {canonical_pair(*p) for p in positives} - skip
+def score_pairs(
+    ranking: PairRanking, positives: Collection[Pair], n_items: int, ignore: Collection[Pair] = (), ignore_items: Collection[str] = (),
+) -> Metrics:
+    """Metrics of a pair ranking; the universe is all pairs of the ``n_items`` items but
+    ``ignore_items``, minus the ``ignore`` pairs."""
+    left_out = set(ignore_items)
+    touches = lambda pair: pair[0] in left_out or pair[1] in left_out  # noqa: E731
+    skip = {key for key in (canonical_pair(*p) for p in ignore) if not touches(key)}
+    wanted = {key for key in (canonical_pair(*p) for p in positives) if not touches(key)} - skip
     reported: dict[Pair, float] = {}
     for pair, score in ranking.scores.items():
         key = canonical_pair(*pair)
-        if key not in skip:
+        if key not in skip and not touches(key):
             reported[key] = max(float(score), reported.get(key, -np.inf))
-    universe = n_items * (n_items - 1) // 2 - len(skip)
+    kept_items = n_items - len(left_out)
+    universe = kept_items * (kept_items - 1) // 2 - len(skip)
     keys = list(reported)
     scores = np.array([reported[p] for p in keys], dtype=float)
     labels = np.array([p in wanted for p in keys], dtype=bool)
@@ -146,7 +152,7 @@ def score_pairs(ranking: PairRanking, positives: Collection[Pair], n_items: int,
         rest = universe - len(keys)
         return found + (min(k, universe) - len(keys)) * (missed / rest if rest else 0.0)
 
-    flagged = None if ranking.flagged is None else {canonical_pair(*p) for p in ranking.flagged} - skip
+    flagged = None if ranking.flagged is None else {key for key in map(lambda p: canonical_pair(*p), ranking.flagged) if not touches(key)} - skip
     count, precision, recall = _flag_metrics(flagged, wanted)
     return Metrics(
         positives=len(wanted), ranked=len(keys), ap=ap, auroc=auroc,

@@ -94,3 +94,12 @@ def test_pairs_keep_the_best_score_of_either_order_and_honour_ignore() -> None:
 def test_pairs_with_nothing_reported() -> None:
     m = score_pairs(PairRanking({}), PLANTED, n_items=5)
     assert m.ap == 0.0 and m.auroc == pytest.approx(0.5) and m.precision_at[10] == pytest.approx(0.2)
+
+
+def test_pairs_touching_ignored_items_leave_the_ranking_and_the_universe() -> None:
+    ranking = PairRanking({("b", "a"): 0.9, ("c", "d"): 0.8, ("d", "e"): 0.99}, flagged={("d", "e"), ("a", "b")})
+    everything = score_pairs(ranking, PLANTED, n_items=5)
+    without = score_pairs(ranking, PLANTED, n_items=5, ignore_items={"e"})
+    assert everything.ap < 1.0 and without.ap == 1.0 and without.ranked == 2
+    assert without.flagged == 1 and without.flagged_precision == 1.0
+    assert without.precision_at[10] == pytest.approx(2 / 6)  # 4 items left: 6 pairs, both positives found

@@ -55,22 +55,33 @@ REGISTRY: dict[str, DetectorSpec] = {
         DetectorSpec("exact_duplicate", detect_exact_duplicate, ALL, frozenset(), "identical content (bytes, normalised text or row values)"),
         DetectorSpec(
             "near_duplicate", detect_near_duplicate, ALL, frozenset({"knn"}),
-            "embedding cosine (fused with pHash for images) above a threshold, grouped, one keeper per group",
-            optional=frozenset({"hashes"}),
-            # standardised table rows of one population are far more alike than image or text embeddings
-            modality_defaults={"tabular": {"threshold": 0.999}},
+            "embedding cosine fused with aligned-pixel evidence (images) or word overlap (texts), normalised against "
+            "each item's background, above a threshold, grouped, one keeper per group",
+            optional=frozenset({"hashes", "thumbnails", "vectors"}),
+            # standardised table rows of one population are far more alike than image or text embeddings;
+            # a text's fused similarity also counts its word overlap, which an edit lowers more than the cosine
+            modality_defaults={"tabular": {"threshold": 0.999}, "text": {"threshold": 0.85}},
         ),
         DetectorSpec(
             "off_topic", detect_off_topic, ALL, frozenset({"vectors", "knn"}),
-            "outside the dataset's domain: ensemble of density-normalised kNN distance, Mahalanobis, Isolation Forest and single-linkage",
+            "outside the dataset's domain: ensemble of kNN distance, single-linkage merge height, robust Mahalanobis and "
+            "distance to the mean direction of the embeddings, plus length and ending evidence for texts",
             optional=frozenset({"labels"}),
         ),
         DetectorSpec(
             "label_error", detect_label_error, ALL, frozenset({"vectors", "labels", "knn"}),
-            "given label unsupported by out-of-fold probe probabilities (confident learning) and by the neighbours' labels",
-            optional=frozenset({"pred_probs"}),
+            "given label unsupported by out-of-fold probe probabilities (confident learning; embeddings, plus pixels or "
+            "words) and by the neighbours' labels",
+            optional=frozenset({"pred_probs", "thumbnails"}),
         ),
-        DetectorSpec("outlier", detect_outlier, ALL, frozenset({"knn"}), "far from its nearest neighbours (robust z of kNN distance)"),
+        DetectorSpec(
+            "outlier", detect_outlier, ALL, frozenset({"knn"}),
+            "atypical for the dataset: kNN distance of the embeddings (plus robust Mahalanobis for tables), letter-trigram "
+            "surprisal (texts) and orientation / polarity evidence from thumbnails (images)",
+            optional=frozenset({"vectors", "labels", "thumbnails"}),
+            # a table's encoded rows are the textbook case for a robust Gaussian; embeddings are multi-modal
+            modality_defaults={"tabular": {"members": ("knn_distance", "mahalanobis")}},
+        ),
     )
 }
 

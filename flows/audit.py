@@ -9,6 +9,8 @@
    nearest reference contents
 7. build the kNN graph once and run each detector as a task of its own
 8. with ``--reference``: test the batch's embeddings and labels for drift against the reference run
+   (steps 6-8 are one ``detect`` task, which Prefect caches: a run whose detection inputs and code
+   are those of an earlier run reuses its findings; see :class:`winnow.stages.DetectionInputs`)
 9. commit findings, pairs and check results, publish a markdown summary artifact, mark the run
    completed — or ``failed-checks`` (a failed flow run) when a ``--blocking`` check failed
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections import deque
 from datetime import timedelta
 from pathlib import Path
@@ -81,6 +84,31 @@ table_checks = task(
 drift = task(stages.drift_stage, name="drift", cache_policy=NO_CACHE)
 
 
+def _detect(store: Store, run_id: str, inputs: stages.DetectionInputs, measurer: stages.Measurer | None, model_id: str, slots: int) -> stages.Detections:
+    """The run's findings from its inputs: with ``--reference``, search the reference corpus; build
+    the kNN graph once; run each detector as a task of its own; assemble; test for drift."""
+    config, embedded, vectors = inputs.config, inputs.embedded, inputs.vectors
+    reference = load_reference(store, run_id, config, model_id) if config.reference else None
+    hits = _search(store, reference, vectors, measurer, model_id, config.k, slots) if reference is not None and len(embedded) else None
+    plan = plan_detection(inputs.items, embedded, vectors, inputs.modality, config, inputs.device, inputs.properties, inputs.rule_checks, reference, hits)
+    jobs = ((job, detector.with_options(task_run_name=f"detect-{'+'.join(job.names)}"), {"job": job}) for job in plan.jobs if job.names)
+    detections = assemble(plan, [outcome for _, outcome in _in_flight(jobs, slots)])
+    if config.reference:
+        detections = stages.add_drift(detections, drift(store, run_id, config, embedded, vectors, model_id))
+    return detections
+
+
+# An unchanged dataset audited again with the same options and code reuses its findings: the key
+# is a digest of every input of detection and of the detection code (DetectionInputs.key), and
+# the result (findings, pairs, what was skipped) is persisted in Prefect's result storage.
+def _detection_key(context: Any, parameters: dict[str, Any]) -> str | None:
+    """The cache key of a run's detection: :attr:`DetectionInputs.key` (``None``: not cached)."""
+    return parameters["inputs"].key
+
+
+detect = task(_detect, name="detect", cache_key_fn=_detection_key, cache_expiration=timedelta(days=7))
+
+
 @task(name="store-results", **IO_TASK)
 def store_results(store: Store, run_id: str, detections: stages.Detections) -> None:
     store.save_results(run_id, detections.findings, detections.pairs, check_results=detections.check_results)
@@ -106,40 +134,46 @@ def audit_flow(config: AuditConfig, db: str, resume: str | None = None, progress
     run_id, config = open_run(store, config, resume)
     runner = FlowRunContext.get().task_runner
     slots = _slots(runner)
+    timings = _Laps()
     try:
         dataset = ingest(store, run_id, config)
+        timings.lap("ingest")
         measurer = stages.measurer_for(dataset.modality)
         if measurer is not None:
             _measure_all(store, run_id, dataset, measurer, config, progress, slots)
+            timings.lap("measure")
         device = resolve_device(config.device)
         embedder = stages.embedder_for(dataset, config)
         logger.info("run %s: %d items (%s), model %s on %s", run_id, len(dataset.items), dataset.modality, embedder.model_id, device)
         embedded_stats = _embed_all(store, run_id, dataset, embedder, config, progress, slots)
+        timings.lap("embed")
         embedded, vectors = load_vectors(store, dataset.items, embedder.model_id)
         properties = load_properties(store, dataset.items, measurer.kind) if measurer is not None else None
         rule_checks = table_checks(dataset, config) if config.suite else None
-        reference = load_reference(store, run_id, config, embedder.model_id) if config.reference else None
-        hits = _search(store, reference, vectors, measurer, embedder.model_id, config.k, slots) if reference is not None and len(embedded) else None
-        plan = plan_detection(dataset.items, embedded, vectors, dataset.modality, config, device, properties, rule_checks, reference, hits)
-        jobs = ((job, detector.with_options(task_run_name=f"detect-{'+'.join(job.names)}"), {"job": job}) for job in plan.jobs if job.names)
-        detections = assemble(plan, [outcome for _, outcome in _in_flight(jobs, slots)])
-        drift_outcome = drift(store, run_id, config, embedded, vectors, embedder.model_id) if config.reference else None
-        if drift_outcome is not None:
-            detections = stages.add_drift(detections, drift_outcome)
+        timings.lap("load inputs")
+        inputs = stages.DetectionInputs(dataset.items, embedded, vectors, properties, dataset.modality, config, device, rule_checks)
+        cacheable = inputs.key is not None
+        timings.lap("detection key")
+        state = detect.with_options(persist_result=cacheable)(store, run_id, inputs, measurer, embedder.model_id, slots, return_state=True)
+        detections = state.result()
+        detection_cache = "off" if not cacheable else "hit" if state.name == "Cached" else "miss"
+        timings.lap("detect")
         for name, why in detections.skipped.items():
             logger.info("detector %s skipped: %s", name, why)
         for name, why in detections.failed.items():
             logger.warning("detector %s failed: %s", name, why)
         store_results(store, run_id, detections)
         summary = stages.summarize(store, run_id)
+        timings.lap("store")
         summary.update(
             dataset=config.name, modality=dataset.modality, model_id=embedder.model_id, device=device, knn=detections.knn_method,
             embed=embedded_stats, skipped=detections.skipped, failed=detections.failed, db=str(store.path), task_runner=_runner_name(runner),
+            detection_cache=detection_cache, seconds=timings.seconds,
         )
         if detections.reference is not None:
             summary["reference"] = detections.reference
-        if drift_outcome is not None and drift_outcome.summary:
-            summary["drift"] = drift_outcome.summary
+        if detections.drift:
+            summary["drift"] = detections.drift
         blocking = stages.blocking_failures(config, detections)
         if blocking:
             summary["blocking_failed"] = blocking
@@ -235,7 +269,7 @@ def _fill(
 
 def _measure_all(store: Store, run_id: str, dataset, measurer: stages.Measurer, config: AuditConfig, progress: bool, slots: int) -> None:
     """Measure every shard, then record the items that failed to decode."""
-    fill = stages.CacheFill(store, "properties", measurer.kind)
+    fill = stages.CacheFill(store, "properties", measurer.kind, dataset.readable["content_hash"].tolist())
     save = lambda todo, measured: stages.save_measured(store, measurer, todo, measured)  # noqa: E731
     _fill(fill, dataset, config, measure, {"measurer": measurer}, save, "measuring", progress, slots)
     errors = fill.errors(dataset.readable)
@@ -246,7 +280,7 @@ def _measure_all(store: Store, run_id: str, dataset, measurer: stages.Measurer, 
 def _embed_all(store: Store, run_id: str, dataset, embedder, config: AuditConfig, progress: bool, slots: int) -> dict[str, Any]:
     """Embed every shard (each commits its vectors), record decode failures; return ``cached``,
     ``computed`` and the cache ``hit_rate`` (also recorded in the ``embed`` stage)."""
-    fill = stages.CacheFill(store, "vectors", embedder.model_id)
+    fill = stages.CacheFill(store, "vectors", embedder.model_id, dataset.readable["content_hash"].tolist())
     save = lambda todo, result: stages.save_embedded(store, embedder.model_id, todo, result)  # noqa: E731
     kwargs = {"embedder": stages.EmbedderRef.of(embedder, config, dataset.modality), "batch_size": config.batch_size}
     _fill(fill, dataset, config, embed, kwargs, save, "embedding", progress, slots)
@@ -267,6 +301,19 @@ def _search(store: Store, reference: stages.Reference, vectors, measurer, model_
     )
     similarities, indices = merge_hits(((offset, *found) for offset, found in _in_flight(calls, slots)), len(vectors), k)
     return reference_hits(store, reference, similarities, indices, measurer)
+
+
+class _Laps:
+    """Wall seconds of the flow's stages, each lap from the end of the one before."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self.last, 3)
+        self.last = now
 
 
 class _progress_bar:

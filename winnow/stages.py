@@ -12,8 +12,11 @@ reads and writes the DuckDB file (:class:`CacheFill` decides what each shard com
 
 from __future__ import annotations
 
+import hashlib
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -33,6 +36,7 @@ from winnow.datasets import Dataset, ingest
 from winnow.datasets.images import decode_image
 from winnow.datasets.model import ITEM_COLUMNS
 from winnow.embed import DEFAULT_MODELS, Embedder, EmbedResult, embed_payloads, get_embedder
+from winnow.embed.thumbnails import decode_thumbnails, thumbnail
 from winnow.errors import ConfigError, SourceError
 from winnow.findings import ISSUE_TYPES, RUN_ITEM_ID, empty_findings, empty_pairs, validate_findings
 from winnow.store import Store
@@ -79,10 +83,16 @@ class Measurer:
 def measurer_for(modality: str) -> Measurer | None:
     """The property measurer of a modality (tables have none: GX checks read the rows directly)."""
     if modality == "image":
-        return Measurer("image-v1", lambda path: measure_image(decode_image(path)))
+        return Measurer("image-v2", measure_image_file)
     if modality == "text":
         return Measurer("text-v1", measure_text)
     return None
+
+
+def measure_image_file(path: str | Path) -> dict[str, Any]:
+    """An image file's quality properties and its near-duplicate thumbnail, from one decode."""
+    image = decode_image(path)
+    return {**measure_image(image), "thumbnail": thumbnail(image)}
 
 
 def _measure_one(measurer: Measurer, payload: Any) -> tuple[dict[str, Any] | None, str | None]:
@@ -101,18 +111,26 @@ class CacheFill:
     hits. :meth:`done` records what a shard computed and which contents failed, and :meth:`errors`
     maps the failures back to every item with that content. The counts and errors are therefore
     the same whether the shards run one after another or many at once on a cluster.
+
+    ``contents``, when given, are every content hash the shards will hold: which of them the cache
+    holds is then read in one query here, and :meth:`todo` asks the store nothing (a re-audit of
+    100k items otherwise opens the file twice per shard just to learn that everything is cached).
+    Whatever the run itself adds to the cache later was handed out by it, so one look suffices.
     """
 
-    def __init__(self, store: Store, cache: str, key: str) -> None:
+    def __init__(self, store: Store, cache: str, key: str, contents: Sequence[str] | None = None) -> None:
         self.store, self.cache, self.key = store, cache, key
+        self.known = store.cached_hashes(cache, key, list(contents)) if contents is not None else None
         self.handed_out: set[str] = set()
         self.failed: dict[str, str] = {}
         self.items = self.cached = self.computed = 0
 
     def todo(self, rows: pd.DataFrame) -> pd.DataFrame:
         """The rows of ``rows`` whose content must be computed (one row per content)."""
-        hashes = rows["content_hash"]
-        known = hashes.isin(self.store.cached_hashes(self.cache, self.key, hashes.tolist())) | hashes.isin(self.handed_out)
+        hashes = rows["content_hash"].tolist()
+        cached = self.known if self.known is not None else self.store.cached_hashes(self.cache, self.key, hashes)
+        # set look-ups per row: Series.isin would copy the whole cache (100k hashes) for every shard
+        known = np.fromiter((h in cached or h in self.handed_out for h in hashes), bool, len(hashes))
         self.items += len(rows)
         self.cached += int(known.sum())
         todo = rows[~known].drop_duplicates("content_hash")
@@ -268,6 +286,15 @@ def perceptual_hashes(embedded: pd.DataFrame, properties: pd.DataFrame | None) -
     return None if hashes.isna().any() else hashes.to_numpy(dtype=object)
 
 
+def image_thumbnails(embedded: pd.DataFrame, properties: pd.DataFrame | None) -> np.ndarray | None:
+    """``(n, side, side)`` greyscale thumbnails row-aligned with the embedded items, when every one
+    of them was measured with one (properties cached before thumbnails existed have none)."""
+    if properties is None or "thumbnail" not in properties:
+        return None
+    values = embedded["item_id"].map(properties.drop_duplicates("item_id").set_index("item_id")["thumbnail"])
+    return None if values.isna().any() or values.empty else decode_thumbnails(values.tolist())
+
+
 def quality_checks(modality: str, properties: pd.DataFrame | None) -> list[pd.DataFrame]:
     """``low_quality`` findings from the measured properties of images or texts."""
     if properties is None or properties.empty:
@@ -392,6 +419,56 @@ class Detections:
     reference: dict[str, Any] | None = None
     """For an incremental run: what the batch was compared with (:meth:`Reference.summary`) and
     ``duplicates_of_reference``, the flagged exact and near-duplicates of reference items per type."""
+    drift: dict[str, Any] | None = None
+    """The drift test's summary when it ran (:attr:`DriftOutcome.summary`)."""
+
+    FRAMES = ("findings", "pairs", "check_results")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled — as Prefect persists a cached detection — with its frames as zstd-compressed
+        Arrow IPC streams: a 100k-item run's 700k findings take about 20 MB instead of 250 MB, and
+        are written and read several times faster."""
+        return {k: _CompactFrame.of(v) if k in self.FRAMES and _CompactFrame.fits(v) else v for k, v in vars(self).items()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update({k: v.frame() if isinstance(v, _CompactFrame) else v for k, v in state.items()})
+
+
+@dataclass(frozen=True)
+class _CompactFrame:
+    """A DataFrame as a zstd-compressed Arrow IPC stream. pandas' schema metadata restores its
+    index and dtypes, except that Arrow reads text back as pandas' string dtype: columns that held
+    Python objects (``objects``) are turned back into them, with ``None`` where a value is missing."""
+
+    ipc: bytes
+    objects: tuple[str, ...]
+
+    @staticmethod
+    def fits(frame: pd.DataFrame | None) -> bool:
+        """Whether ``frame`` comes back exactly: its Python-object columns hold only text and
+        missing values (a column mixing numbers and text is pickled as it is instead)."""
+        if frame is None:
+            return False
+        objects = [frame[c] for c in frame.columns if frame[c].dtype == object]
+        return all(pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty") for values in objects)
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> "_CompactFrame":
+        import pyarrow as pa
+
+        table = pa.Table.from_pandas(frame)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
+            writer.write_table(table)
+        return cls(sink.getvalue().to_pybytes(), tuple(str(c) for c in frame.columns if frame[c].dtype == object))
+
+    def frame(self) -> pd.DataFrame:
+        import pyarrow as pa
+
+        frame = pa.ipc.open_stream(self.ipc).read_all().to_pandas()
+        for column in self.objects:
+            frame[column] = pd.Series(frame[column].to_numpy(dtype=object, na_value=None), index=frame.index, dtype=object)
+        return frame
 
 
 @dataclass
@@ -447,6 +524,7 @@ def plan_detection(
     inputs = {
         "knn": knn, "vectors": vectors if len(embedded) else None, "labels": usable_labels(embedded),
         "hashes": perceptual_hashes(embedded, properties), "pred_probs": user_probabilities(config, items, embedded),
+        "thumbnails": image_thumbnails(embedded, properties),
     }
     plan = DetectionPlan(jobs, items, modality, knn.method if knn is not None else "none", properties, rule_checks, reference)
     if knn is None or reference is None or hits is None:
@@ -476,7 +554,8 @@ def _reference_jobs(
     touching, touched = with_reference_neighbours(inputs["knn"], hits.similarities, hits.indices, config.k)
     near_items = pd.concat([embedded, _as_items(reference.searchable.iloc[touched], modality)], ignore_index=True)
     near_properties = pd.concat([properties, hits.properties], ignore_index=True) if properties is not None and hits.properties is not None else None
-    near_inputs = {"knn": touching, "hashes": perceptual_hashes(near_items, near_properties)}
+    near_inputs = {"knn": touching, "hashes": perceptual_hashes(near_items, near_properties),
+                   "thumbnails": image_thumbnails(near_items, near_properties)}
     pool_items = pd.concat([embedded, _as_items(reference.sample, modality)], ignore_index=True)
     pool_vectors = np.vstack([vectors, reference.sample_vectors]) if len(reference.sample) else vectors
     pool_knn = build_knn_graph(pool_vectors, k=config.k, device=device) if len(reference.sample) else inputs["knn"]
@@ -540,6 +619,86 @@ def _against_reference(
     return findings, pairs, {**reference.summary(), "duplicates_of_reference": {str(t): int(n) for t, n in per_type.items()}}
 
 
+# -- what detection is computed from: the key of its cached result -------------------------------
+
+DETECTION_CODE = ("detectors", "checks", "winnow.stages", "winnow.findings", "winnow.robust", "winnow.embed.thumbnails")
+"""Packages and modules whose source decides the findings, given the inputs (the tabular suite's
+code is keyed by its own cached task)."""
+DETECTION_LIBRARIES = ("numpy", "pandas", "scipy", "scikit-learn", "faiss-cpu", "torch", "imagehash", "datasketch")
+NOT_DETECTION_OPTIONS = ("source", "name", "device", "task_runner", "dask_address", "shard_size", "batch_size")
+"""Audit options that never change a finding by themselves: where the data was read from (its
+content is in the items), the names, how the work is spread, and the requested device (the
+resolved one is part of the key)."""
+
+
+@lru_cache(maxsize=1)
+def detection_code_version() -> str:
+    """A digest of the source of every module in :data:`DETECTION_CODE` and of the versions of the
+    numeric libraries they call: an edit to a detector, a check or their wiring gives a new version,
+    so a cached detection is never served to other code."""
+    from importlib import import_module
+    from importlib.metadata import PackageNotFoundError, version
+
+    digest = hashlib.blake2b(digest_size=16)
+    for name in DETECTION_CODE:
+        module = import_module(name)
+        files = sorted(Path(module.__file__).parent.rglob("*.py")) if hasattr(module, "__path__") else [Path(module.__file__)]
+        for path in files:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for library in DETECTION_LIBRARIES:
+        try:
+            digest.update(f"{library}={version(library)}".encode())
+        except PackageNotFoundError:
+            digest.update(f"{library}=none".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class DetectionInputs:
+    """Everything a run's detection reads, and :attr:`key`, their identity.
+
+    ``items`` is the run's items frame (unreadable items included: they become ``corrupt``
+    findings); ``embedded`` and ``vectors`` the readable items with a cached vector, row-aligned
+    (:func:`load_vectors`); ``properties`` the measured properties (:func:`load_properties`);
+    ``rule_checks`` the table suite's findings and results (:func:`table_checks`).
+    """
+
+    items: pd.DataFrame
+    embedded: pd.DataFrame
+    vectors: np.ndarray
+    properties: pd.DataFrame | None
+    modality: str
+    config: AuditConfig
+    device: str
+    rule_checks: tuple[pd.DataFrame, pd.DataFrame] | None = None
+
+    @cached_property
+    def key(self) -> str | None:
+        """A digest of every input — the items' columns, the vectors' bytes, the properties, the
+        options that change findings, the ``--pred-probs`` file, the suite's results, the device —
+        and of :func:`detection_code_version`: two runs with the same key get the same findings,
+        so the second may reuse the first's. ``None`` for a run against a reference (``--reference``):
+        its findings also depend on a corpus that grows with every run, so it is never reused."""
+        if self.config.reference is not None:
+            return None
+        digest = hashlib.blake2b(digest_size=20)
+        frames = [self.items[list(ITEM_COLUMNS)], self.embedded[["item_id"]]]
+        if self.properties is not None:
+            frames.append(self.properties)
+        if self.rule_checks is not None:
+            frames.extend(self.rule_checks)
+        for frame in frames:
+            digest.update("\x1f".join(map(str, frame.columns)).encode())
+            digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
+            digest.update(frame.isna().to_numpy().tobytes())
+        digest.update(np.ascontiguousarray(self.vectors, dtype=np.float32).tobytes())
+        options = {k: v for k, v in self.config.to_dict().items() if k not in NOT_DETECTION_OPTIONS}
+        digest.update(json.dumps([options, self.modality, self.device, detection_code_version()], sort_keys=True, default=str).encode())
+        if self.config.pred_probs is not None:
+            digest.update(Path(self.config.pred_probs).read_bytes())
+        return digest.hexdigest()
+
+
 def detect_stage(
     items: pd.DataFrame, embedded: pd.DataFrame, vectors: np.ndarray, modality: str, config: AuditConfig, device: str,
     properties: pd.DataFrame | None = None, rule_checks: tuple[pd.DataFrame, pd.DataFrame] | None = None,
@@ -557,9 +716,10 @@ def summarize(store: Store, run_id: str, top: int = 5) -> dict[str, Any]:
     order = {t: i for i, t in enumerate(ISSUE_TYPES)}
     flagged = flagged.assign(_o=flagged["issue_type"].map(order)).sort_values(["_o", "score"], ascending=[True, False])
     top_items = flagged.groupby("issue_type", sort=False).head(top)[["issue_type", "item_id", "score", "reason"]]
+    items = store.stages(run_id).get("ingest", {}).get("items")  # recorded with the items: no need to read 100k rows to count them
     return {
         "run_id": run_id,
-        "items": int(len(store.load_items(run_id))),
+        "items": int(items if items is not None else len(store.load_items(run_id))),
         "flagged": {r.issue_type: int(r.flagged) for r in counts.itertuples()},
         "scored": {r.issue_type: int(r.scored) for r in counts.itertuples()},
         "pairs": int(len(store.pairs(run_id))),
@@ -631,9 +791,10 @@ def drift_stage(store: Store, run_id: str, config: AuditConfig, embedded: pd.Dat
 
 
 def add_drift(detections: Detections, drift: DriftOutcome) -> Detections:
-    """``detections`` with the drift finding appended, or its skip reason recorded."""
+    """``detections`` with the drift finding appended and its summary kept, or its skip reason recorded."""
     if drift.skipped:
         detections.skipped["drift"] = drift.skipped
+    detections.drift = drift.summary or None
     if len(drift.findings):
         detections.findings = validate_findings(pd.concat([detections.findings, drift.findings], ignore_index=True))
     return detections

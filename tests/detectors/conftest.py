@@ -22,3 +22,16 @@ def clusters() -> np.ndarray:
     far = np.zeros((1, 8))
     far[0, 7] = 5
     return l2_normalize(np.vstack(points + [far]))
+
+
+def upright_shapes(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` 24×24 greyscale thumbnails of one upright shape (a wide bright block on a thin stem),
+    jittered in size, position and brightness, on a dark noisy background."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 30, size=(n, 24, 24)).astype(np.float64)
+    for image in images:
+        left, width, top = int(rng.integers(3, 6)), int(rng.integers(13, 17)), int(rng.integers(2, 4))
+        image[top : top + 7, left : left + width] = rng.uniform(180, 255)
+        stem = left + width // 2
+        image[top + 7 : 22, stem - 1 : stem + 1] = rng.uniform(150, 220)
+    return images.clip(0, 255).astype(np.uint8)

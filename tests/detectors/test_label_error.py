@@ -54,3 +54,35 @@ def test_probe_fit_on_a_capped_sample_still_ranks_flips_first():
         given = probs[np.arange(len(y)), y]
         assert set(np.argsort(given)[:3]) == {5, 90, 170}
     assert not np.allclose(capped, full)  # the cap did change what the probe was fit on
+
+
+def test_the_pixels_of_images_give_a_second_probe():
+    """Embeddings that barely separate the classes hide a flip; the thumbnails' pixels show it."""
+    rng = np.random.default_rng(4)
+    per_class = 40
+    pictures = rng.random((3, 12, 12)) * 255
+    thumbnails = np.vstack([np.clip(p + rng.normal(scale=25, size=(per_class, 12, 12)), 0, 255) for p in pictures])
+    vectors = l2_normalize(np.vstack([np.eye(16)[c] * 0.5 + rng.normal(size=(per_class, 16)) for c in range(3)]))
+    labels = np.repeat(np.array(["a", "b", "c"], dtype=object), per_class)
+    flipped = [7, 55, 101]
+    labels[flipped] = ["b", "c", "a"]
+    items, knn = make_items(len(labels)), build_knn_graph(vectors, k=10)
+    alone = detect_label_error(items, vectors=vectors, labels=labels, knn=knn).findings.set_index("item_id")["score"]
+    both = detect_label_error(items, vectors=vectors, labels=labels, knn=knn, thumbnails=thumbnails).findings.set_index("item_id")
+    names = [f"i{i}" for i in flipped]
+    assert set(both["score"].nlargest(3).index) == set(names)
+    assert set(alone.nlargest(3).index) != set(names)
+    assert both.loc[names, "suggested_label"].tolist() == ["a", "b", "c"]
+
+
+def test_the_words_of_texts_give_a_second_probe():
+    rng = np.random.default_rng(2)
+    good, bad = ["superb", "moving", "brilliant", "tender", "witty"], ["dull", "clumsy", "tedious", "flat", "shallow"]
+    texts = [" ".join(rng.choice(good if n < 30 else bad, size=4)) + " film" for n in range(60)]
+    labels = np.array(["fresh"] * 30 + ["rotten"] * 30, dtype=object)
+    labels[[4, 44]] = ["rotten", "fresh"]
+    vectors = l2_normalize(rng.normal(size=(60, 8)))  # embeddings that know nothing about the labels
+    items = make_items(60).assign(text=texts)
+    f = detect_label_error(items, vectors=vectors, labels=labels, knn=build_knn_graph(vectors, k=5)).findings.set_index("item_id")
+    assert set(f["score"].nlargest(2).index) == {"i4", "i44"}
+    assert f.loc["i4", "suggested_label"] == "fresh" and f.loc["i44", "suggested_label"] == "rotten"

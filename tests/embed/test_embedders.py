@@ -199,3 +199,27 @@ def test_tabular_encoder_survives_extreme_values_and_a_single_row():
     one = frame.head(1)
     single = embed_payloads(get_embedder(None, "tabular", features=one), one.to_dict(orient="records"))
     assert single.errors == {} and single.ok == [0]
+
+
+def test_a_grey_image_is_prepared_exactly_like_its_rgb_twin(fashion_files, tmp_path):
+    """Grey images are resized before they are made RGB (a third of the work): the pixels must not change."""
+    from winnow.embed.images import EfficientNetLite0
+
+    twin = tmp_path / "rgb.png"
+    Image.open(fashion_files[0]).convert("RGB").save(twin)
+    embedder = EfficientNetLite0("cpu")
+    grey, rgb = embedder.prepare(fashion_files[0]), embedder.prepare(str(twin))
+    assert grey.shape == (224, 224, 3) and grey.dtype == np.float32
+    assert np.array_equal(grey, rgb)
+
+
+def test_model_weights_load_on_first_embed_only():
+    """A re-audit served by the vector cache builds the embedder for its model id but never embeds."""
+    from winnow.embed.images import EfficientNetLite0
+    from winnow.embed.texts import MiniLM
+
+    image, text = EfficientNetLite0("cpu"), MiniLM("cpu")
+    assert "model" not in vars(image) and "model" not in vars(text)
+    assert image.model_id == "efficientnet-lite0" and text.model_id == "all-minilm-l6-v2"
+    assert text.embed([text.prepare("a cat on a mat")]).shape == (1, 384)
+    assert "model" in vars(text)
