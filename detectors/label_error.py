@@ -19,11 +19,17 @@ Two independent views of each item are combined:
 * **its neighbours** — the similarity-weighted share of its kNN neighbours that carry another
   label (NoiseRank-style), which catches errors the linear probe fits.
 
-Score = ``(margin + 1 + disagreement / 2) / 2.5`` in [0, 1], where ``margin`` is the probe's
-probability of the most likely *other* class minus that of the given class (cleanlab's normalised
-margin, negated so that higher = worse) and ``disagreement`` the neighbours' share. On the quality
-benchmark the margin ranked flips better than ``1 - p(given)``, and half a weight of neighbour
-disagreement improved both the image and the text sets. An item is
+Score = ``((margin + noise-adjusted margin) / 2 + 1 + disagreement / 2) / 2.5`` in [0, 1], where
+``margin`` is the probes' probability of the most likely *other* class minus that of the given
+class (cleanlab's normalised margin, negated so that higher = worse), the noise-adjusted margin the
+same after Bayes' rule with the label-noise process that confident learning's joint estimates
+(:func:`noise_adjusted_margin`: a swap the labels keep making is a priori likelier than a rare
+one), and ``disagreement`` the neighbours' share. On the quality benchmark the margin ranked flips
+better than ``1 - p(given)``, half a weight of neighbour disagreement improved both the image and
+the text sets, and averaging in the noise-adjusted margin raised label-error AP from 0.897 to 0.910
+on images (class-conditional flips such as coat/pullover: AP 0.73 before), from 0.363 to 0.365 on
+texts and from 0.856 to 0.865 on the table (gains of +0.012, +0.003 and +0.007 with two other fold
+seeds); it costs a ``classes × classes`` count, a few percent of the detector's time. An item is
 flagged when confident learning finds another class above its threshold while the given class is
 below its own, and the neighbours agree it is wrong (disagreement ≥ ``min_disagreement``).
 """
@@ -50,6 +56,8 @@ MAX_FIT_ITEMS = 50_000
 WORD_NGRAMS = (1, 2)
 """The text probe counts words and pairs of adjacent words."""
 NAIVE_BAYES_ALPHA = 0.5
+NOISE_PRIOR_SHRINKAGE = 0.5
+"""Weight of the know-nothing prior in the estimated label-noise process (see :func:`noise_adjusted_margin`)."""
 
 
 def out_of_fold_probabilities(
@@ -148,7 +156,7 @@ def detect_label_error(
     confident_other = np.where(above, others, -np.inf).max(axis=1) > -np.inf
     flagged = confident_other & (given < thresholds[y]) & (disagreement >= min_disagreement)
     margin = probs_all[np.arange(n), suggested] - given
-    scores = (margin + 1.0 + 0.5 * disagreement) / 2.5
+    scores = ((margin + noise_adjusted_margin(probs_all, y, thresholds)) / 2.0 + 1.0 + 0.5 * disagreement) / 2.5
 
     sub = np.flatnonzero(has_label)
     related = _nearest_with_label(suggested, y_all, knn, sub, ids)
@@ -167,6 +175,32 @@ def detect_label_error(
             suggested_labels=np.where(flagged | (probs_all.argmax(axis=1) != y), names[suggested], None),
         )
     )
+
+
+def noise_adjusted_margin(probs: np.ndarray, y: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """The normalised margin (higher = worse) of each item's class probabilities after Bayes' rule
+    with the estimated label-noise process: ``p(true = j | item, given = g) ∝ p_j · T[g, j]``.
+
+    ``T[g, j] = P(given = g | true = j)`` is read off confident learning's confident joint: every
+    item with some class at or above that class's threshold counts once under (its given class,
+    the likeliest such class), and each column is normalised over the given classes. Label noise
+    that keeps swapping the same two classes (coat and pullover) thus makes that swap likely a
+    priori, and its flips rise above items the probes merely find ambiguous. ``T`` is shrunk by
+    :data:`NOISE_PRIOR_SHRINKAGE` toward ``1 / classes`` (a prior that knows nothing, under which
+    this margin is the plain one), so that a handful of counts on a small set cannot decide.
+    """
+    n, n_classes = probs.shape
+    above = probs >= thresholds[None, :]
+    confident = above.any(axis=1)
+    likeliest = np.where(above, probs, -np.inf).argmax(axis=1)
+    joint = np.bincount(y[confident] * n_classes + likeliest[confident], minlength=n_classes * n_classes).reshape(n_classes, n_classes).astype(float)
+    per_true = joint.sum(axis=0, keepdims=True)
+    estimated = np.divide(joint, per_true, out=np.full_like(joint, 1.0 / n_classes), where=per_true > 0)
+    given_if_true = (1.0 - NOISE_PRIOR_SHRINKAGE) * estimated + NOISE_PRIOR_SHRINKAGE / n_classes
+    posterior = probs * given_if_true[y]
+    posterior /= np.maximum(posterior.sum(axis=1, keepdims=True), np.finfo(float).tiny)
+    own = posterior[np.arange(n), y]
+    return np.where(np.arange(n_classes)[None, :] == y[:, None], -np.inf, posterior).max(axis=1) - own
 
 
 def second_view_probabilities(items: pd.DataFrame, thumbnails: np.ndarray | None, has_label: np.ndarray, labels: np.ndarray, folds: int) -> np.ndarray | None:

@@ -147,4 +147,5 @@ def _reason(evidence: dict[str, np.ndarray], raw: dict[str, np.ndarray], i: int,
     }
     parts = sorted((name for name in evidence if evidence[name][i] > 0.5), key=lambda name: -evidence[name][i])
     because = "; ".join(f"{explain[name]} (z = {evidence[name][i]:.1f})" for name in parts)
-    return f"atypical: {because} — combined {score:.1f} >= {z}"
+    combined = f"(sum of the {len(evidence)} z-scores over √{len(evidence)}) " if len(evidence) > 1 else ""
+    return f"atypical: {because} — combined {score:.1f} {combined}>= {z}"

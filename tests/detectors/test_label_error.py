@@ -3,7 +3,11 @@ import json
 import numpy as np
 
 from detectors.knn import build_knn_graph
-from detectors.label_error import detect_label_error, out_of_fold_probabilities
+from detectors.label_error import (
+    detect_label_error,
+    noise_adjusted_margin,
+    out_of_fold_probabilities,
+)
 from tests.detectors.conftest import make_items
 from winnow.embed import l2_normalize
 
@@ -86,3 +90,21 @@ def test_the_words_of_texts_give_a_second_probe():
     f = detect_label_error(items, vectors=vectors, labels=labels, knn=build_knn_graph(vectors, k=5)).findings.set_index("item_id")
     assert set(f["score"].nlargest(2).index) == {"i4", "i44"}
     assert f.loc["i4", "suggested_label"] == "fresh" and f.loc["i44", "suggested_label"] == "rotten"
+
+
+def test_a_swap_the_labels_keep_making_is_suspected_more_than_a_rare_one():
+    """Confident learning's joint shows many items labelled ``a`` that look like ``b`` (a
+    systematic b-to-a swap) and none that look like ``c``: of two items labelled ``a`` that the
+    probes find equally doubtful, the one torn between ``a`` and ``b`` is the likelier error."""
+    sure, fair = np.eye(3) * 0.85 + 0.05, np.eye(3) * 0.55 + 0.15
+    clean = np.vstack([np.repeat([sure[c], fair[c]], 10, axis=0) for c in range(3)])  # 20 per class, 10 sure, 10 fair
+    swapped = np.tile([0.05, 0.9, 0.05], (10, 1))  # labelled a, look like b
+    doubtful = np.array([[0.40, 0.45, 0.15], [0.40, 0.15, 0.45]])  # labelled a: a-or-b, a-or-c
+    probs = np.vstack([clean, swapped, doubtful])
+    y = np.r_[np.repeat([0, 1, 2], 20), np.zeros(10, int), 0, 0]
+    thresholds = np.array([probs[y == c, c].mean() for c in range(3)])
+    plain = probs[[-2, -1]].max(axis=1) - probs[[-2, -1], 0]
+    assert plain[0] == plain[1]  # the probes alone cannot tell them apart
+    adjusted = noise_adjusted_margin(probs, y, thresholds)
+    assert adjusted[-2] > adjusted[-1] + 0.1
+    assert (adjusted[:60] < -0.5).all() and (adjusted[60:70] > 0.5).all()  # clean items stay clean, swaps stay suspect
