@@ -165,8 +165,13 @@ def test_audit_killed_six_times_resumes_to_the_uninterrupted_findings(folder, tm
     clean_db = tmp_path / "clean.duckdb"
     reference: dict = {}
 
+    # each audit keeps its own Prefect result storage: the reference run would otherwise cache the
+    # detection of this very folder, and the killed run's detect stage would end before a kill lands
+    reference_env = {**audit_env, "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / "reference-results")}
+    audit_env = {**audit_env, "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / "killed-results")}
+
     def uninterrupted() -> None:
-        reference["result"] = subprocess.run(audit_command(str(folder), "--db", str(clean_db)), env=audit_env, capture_output=True, text=True, timeout=600)
+        reference["result"] = subprocess.run(audit_command(str(folder), "--db", str(clean_db)), env=reference_env, capture_output=True, text=True, timeout=600)
 
     straight = threading.Thread(target=uninterrupted)
     straight.start()
