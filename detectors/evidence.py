@@ -98,6 +98,12 @@ def consensus_z(views: dict[str, np.ndarray], z: float) -> tuple[np.ndarray, lis
     return robust_z(np.mean([zs[name] for name in fitting], axis=0)), [name for name in zs if name not in fitting]
 
 
+def row_means(values: np.ndarray, valid: np.ndarray, *, empty: float) -> np.ndarray:
+    """Mean of each row's ``valid`` entries; ``empty`` for a row without any."""
+    counts = valid.sum(axis=1)
+    return np.divide(np.where(valid, values, 0.0).sum(axis=1), counts, out=np.full(len(values), empty), where=counts > 0)
+
+
 def comparable_rows(knn: KnnGraph, vectors: np.ndarray | None) -> np.ndarray:
     """Positions of the items that can be compared with the others: a usable vector (finite, not
     all zeros; see :func:`detectors.knn.usable_rows`) when vectors are given, else at least one

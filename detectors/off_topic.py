@@ -65,6 +65,7 @@ from detectors.evidence import (
     consensus_z,
     positive_sum,
     restrict_graph,
+    row_means,
     scatter,
     selected_members,
     take_rows,
@@ -87,13 +88,7 @@ DEFAULT_Z = 3.5
 def knn_distance_score(knn: KnnGraph, k: int) -> np.ndarray:
     """Mean cosine distance to the ``k`` nearest neighbours."""
     valid = knn.indices[:, :k] >= 0
-    return _row_means(1.0 - knn.similarities[:, :k], valid, empty=0.0)
-
-
-def _row_means(values: np.ndarray, valid: np.ndarray, *, empty: float) -> np.ndarray:
-    """Mean of each row's ``valid`` entries; ``empty`` for a row without any."""
-    counts = valid.sum(axis=1)
-    return np.divide(np.where(valid, values, 0.0).sum(axis=1), counts, out=np.full(len(values), empty), where=counts > 0)
+    return row_means(1.0 - knn.similarities[:, :k], valid, empty=0.0)
 
 
 def knn_density_score(knn: KnnGraph, k: int) -> np.ndarray:
@@ -101,7 +96,7 @@ def knn_density_score(knn: KnnGraph, k: int) -> np.ndarray:
     cols = knn.indices[:, :k]
     valid = cols >= 0
     own = knn_distance_score(knn, k)
-    reference = _row_means(own[np.where(valid, cols, 0)], valid, empty=1.0)
+    reference = row_means(own[np.where(valid, cols, 0)], valid, empty=1.0)
     return own / np.maximum(reference, 1e-6)
 
 

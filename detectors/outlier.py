@@ -48,6 +48,7 @@ from detectors.evidence import (
     consensus_z,
     restrict_graph,
     robust_z,
+    row_means,
     scatter,
     selected_members,
     stouffer,
@@ -74,9 +75,7 @@ def copy_aware_knn_distance(items: pd.DataFrame, knn: KnnGraph, k: int) -> np.nd
     cols = knn.indices[:, :k]
     safe = np.where(cols >= 0, cols, 0)
     usable = (cols >= 0) & (hashes[safe] != hashes[:, None])
-    counts = usable.sum(axis=1)
-    summed = np.where(usable, 1.0 - knn.similarities[:, :k], 0.0).sum(axis=1)
-    return np.divide(summed, counts, out=np.zeros(len(items)), where=counts > 0)
+    return row_means(1.0 - knn.similarities[:, :k], usable, empty=0.0)
 
 
 def detect_outlier(

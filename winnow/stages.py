@@ -278,21 +278,25 @@ def user_probabilities(config: AuditConfig, items: pd.DataFrame, embedded: pd.Da
     return probs[embedded["ordinal"].to_numpy()]
 
 
+def _measured(embedded: pd.DataFrame, properties: pd.DataFrame | None, column: str) -> pd.Series | None:
+    """A measured property row-aligned with the embedded items, when every one of them has it."""
+    if properties is None or column not in properties:
+        return None
+    values = embedded["item_id"].map(properties.drop_duplicates("item_id").set_index("item_id")[column])
+    return None if values.isna().any() else values
+
+
 def perceptual_hashes(embedded: pd.DataFrame, properties: pd.DataFrame | None) -> np.ndarray | None:
     """pHash hex strings row-aligned with the embedded items, when every one of them was measured."""
-    if properties is None or "phash" not in properties:
-        return None
-    hashes = embedded["item_id"].map(properties.set_index("item_id")["phash"])
-    return None if hashes.isna().any() else hashes.to_numpy(dtype=object)
+    hashes = _measured(embedded, properties, "phash")
+    return None if hashes is None else hashes.to_numpy(dtype=object)
 
 
 def image_thumbnails(embedded: pd.DataFrame, properties: pd.DataFrame | None) -> np.ndarray | None:
     """``(n, side, side)`` greyscale thumbnails row-aligned with the embedded items, when every one
     of them was measured with one (properties cached before thumbnails existed have none)."""
-    if properties is None or "thumbnail" not in properties:
-        return None
-    values = embedded["item_id"].map(properties.drop_duplicates("item_id").set_index("item_id")["thumbnail"])
-    return None if values.isna().any() or values.empty else decode_thumbnails(values.tolist())
+    values = _measured(embedded, properties, "thumbnail")
+    return None if values is None or values.empty else decode_thumbnails(values.tolist())
 
 
 def quality_checks(modality: str, properties: pd.DataFrame | None) -> list[pd.DataFrame]:

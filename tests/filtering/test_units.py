@@ -14,15 +14,20 @@ from winnow.filtering.config import load_filter_config
 from winnow.filtering.index import DedupIndex
 
 
+def assert_signatures_equal_datasketch(shingles: np.ndarray, counts: np.ndarray, *, num_perm: int, seed: int) -> None:
+    """Our batched signatures of each document (``counts`` shingles each) equal datasketch's MinHash of it."""
+    sigs = textops.signatures(shingles, counts, num_perm, seed)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    for i in range(len(counts)):
+        expected = MinHash(num_perm=num_perm, seed=seed, scheme="affine32", hashfunc=int)
+        expected.update_batch(shingles[offsets[i] : offsets[i + 1]])
+        assert np.array_equal(sigs[i], expected.hashvalues), i
+
+
 def test_batched_signatures_equal_datasketch_minhash(reviews):
     texts = [textops.dedup_form(t) for t in documents(reviews, 40)] + ["", "one"]
     shingles, counts = textops.shingle_hashes(texts, 3)
-    sigs = textops.signatures(shingles, counts, 64, 5)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    for i in range(len(texts)):
-        expected = MinHash(num_perm=64, seed=5, scheme="affine32", hashfunc=int)
-        expected.update_batch(shingles[offsets[i] : offsets[i + 1]])
-        assert np.array_equal(sigs[i], expected.hashvalues), i
+    assert_signatures_equal_datasketch(shingles, counts, num_perm=64, seed=5)
     assert counts[-2] == 0 and counts[-1] == 1  # no word: no shingle; fewer words than the size: one
 
 
@@ -139,12 +144,7 @@ def test_dedup_form_is_normalize_text_and_words_are_the_regex_words(reviews):
 def test_signatures_of_a_document_longer_than_a_block_equal_datasketch():
     shingles = np.random.default_rng(3).integers(0, 2**32, size=textops._CHUNK_SHINGLES * 2 + 5, dtype=np.uint64).astype(np.uint32)
     counts = np.array([3, len(shingles) - 4, 0, 1])
-    sigs = textops.signatures(shingles, counts, 16, 2)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    for i in range(len(counts)):
-        expected = MinHash(num_perm=16, seed=2, scheme="affine32", hashfunc=int)
-        expected.update_batch(shingles[offsets[i] : offsets[i + 1]])
-        assert np.array_equal(sigs[i], expected.hashvalues), i
+    assert_signatures_equal_datasketch(shingles, counts, num_perm=16, seed=2)
 
 
 def test_a_damaged_gzip_shard_keeps_every_complete_line(tmp_path):
