@@ -442,13 +442,19 @@ def detectors() -> None:
 
     table = Table(title="detectors")
     for column in ("name", "modalities", "needs", "parameters", "what it flags"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("name", "parameters"))
+        table.add_column(column, overflow="fold", no_wrap=column == "name")
     for spec in REGISTRY.values():
-        params = ", ".join(f"{k}={v}" for k, v in spec.parameters().items())
+        # one parameter per line: the ensembles' member lists would otherwise squeeze the other columns out
+        params = "\n".join(f"{k}={_param_text(v)}" for k, v in spec.parameters().items())
         for modality, overrides in spec.modality_defaults.items():
-            params += f" ({modality}: " + ", ".join(f"{k}={v}" for k, v in overrides.items()) + ")"
+            params += f"\n({modality}: " + ", ".join(f"{k}={_param_text(v)}" for k, v in overrides.items()) + ")"
         table.add_row(spec.name, ", ".join(sorted(spec.modalities)), ", ".join(sorted(spec.requires)) or "content hash", params, spec.description)
     console.print(table)
+
+
+def _param_text(value: object) -> str:
+    """A default as ``--param`` takes it: a tuple of names comma-separated (``members=a,b``; spaces are ignored)."""
+    return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def main() -> None:
