@@ -16,6 +16,13 @@ Two independent views of each item are combined:
   texts such as review snippets, and the sentence embedding it complements was not trained for
   what the labels mean). On the quality benchmark the second probe raised label-error AP from
   0.867 to 0.897 on images and from 0.274 to 0.363 on texts.
+* **a second fit without the suspects** — the probes learn from the given labels, errors included,
+  and systematic flips (coat called pullover again and again) pull their boundary toward the wrong
+  class, so that many flips look consistent with it. Once the first fit has flagged items, the
+  probes are fit again on the others (:func:`refit_mask`; every item is still predicted out of
+  fold), as cleanlab's ``CleanLearning`` retrains on the data confident learning keeps. Averaged over
+  three fold seeds on the quality benchmark it raised label-error AP from 0.910 to 0.913 on images,
+  from 0.370 to 0.383 on texts and from 0.857 to 0.904 on the table, for twice the probes' time.
 * **its neighbours** — the similarity-weighted share of its kNN neighbours that carry another
   label (NoiseRank-style), which catches errors the linear probe fits.
 
@@ -31,10 +38,13 @@ on images (class-conditional flips such as coat/pullover: AP 0.73 before), from 
 texts and from 0.856 to 0.865 on the table (gains of +0.012, +0.003 and +0.007 with two other fold
 seeds); it costs a ``classes × classes`` count, a few percent of the detector's time. An item is
 flagged when confident learning finds another class above its threshold while the given class is
-below its own, and the neighbours agree it is wrong (disagreement ≥ ``min_disagreement``).
+below its own, and the neighbours agree it is wrong (disagreement ≥ ``min_disagreement``); the
+same rule, on the first fit, picks the items the second fit leaves out.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -62,8 +72,11 @@ NOISE_PRIOR_SHRINKAGE = 0.5
 
 def out_of_fold_probabilities(
     vectors: np.ndarray, labels: np.ndarray, *, folds: int, seed: int = 0, max_fit_items: int = MAX_FIT_ITEMS,
+    train_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    """``(n, classes)`` probabilities from a model that never saw the item, and the class names."""
+    """``(n, classes)`` probabilities from a model that never saw the item, and the class names.
+
+    ``train_mask`` (optional): only these items are fit on; every item is still predicted."""
     classes, y = np.unique(labels, return_inverse=True)
     rng = np.random.default_rng(seed)
     with threadpool_limits(1, user_api="blas"):
@@ -76,16 +89,18 @@ def out_of_fold_probabilities(
         folds = max(2, min(folds, int(np.bincount(y).min())))
         probs = np.zeros((len(y), len(classes)))
         for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(reduced, y):
-            fit = train if len(train) <= max_fit_items else np.sort(rng.choice(train, size=max_fit_items, replace=False))
+            fit = _fit_rows(train, train_mask, max_fit_items, rng)
             probe = LogisticRegression(max_iter=1000, C=1.0).fit(reduced[fit], y[fit])
             probs[np.ix_(test, probe.classes_)] = probe.predict_proba(reduced[test])
     return probs, [str(c) for c in classes]
 
 
-def word_probabilities(texts: list[str], labels: np.ndarray, *, folds: int, seed: int = 0, max_fit_items: int = MAX_FIT_ITEMS) -> np.ndarray | None:
+def word_probabilities(
+    texts: list[str], labels: np.ndarray, *, folds: int, seed: int = 0, max_fit_items: int = MAX_FIT_ITEMS, train_mask: np.ndarray | None = None,
+) -> np.ndarray | None:
     """Out-of-fold class probabilities (columns in sorted label order) of a multinomial naive Bayes
     on the texts' word and word-pair presence; the vocabulary is read from all texts (no labels).
-    ``None`` when no text has a word."""
+    ``train_mask`` as in :func:`out_of_fold_probabilities`. ``None`` when no text has a word."""
     classes, y = np.unique(labels, return_inverse=True)
     try:
         counts = CountVectorizer(ngram_range=WORD_NGRAMS, binary=True).fit_transform(texts)
@@ -95,10 +110,16 @@ def word_probabilities(texts: list[str], labels: np.ndarray, *, folds: int, seed
     folds = max(2, min(folds, int(np.bincount(y).min())))
     probs = np.zeros((len(y), len(classes)))
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
-        fit = train if len(train) <= max_fit_items else np.sort(rng.choice(train, size=max_fit_items, replace=False))
+        fit = _fit_rows(train, train_mask, max_fit_items, rng)
         model = MultinomialNB(alpha=NAIVE_BAYES_ALPHA).fit(counts[fit], y[fit])
         probs[np.ix_(test, model.classes_)] = model.predict_proba(counts[test])
     return probs
+
+
+def _fit_rows(train: np.ndarray, train_mask: np.ndarray | None, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """The fold's training rows a probe is fit on: those in ``train_mask``, at most ``limit`` of them."""
+    fit = train if train_mask is None else train[train_mask[train]]
+    return fit if len(fit) <= limit else np.sort(rng.choice(fit, size=limit, replace=False))
 
 
 def _at_most(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
@@ -133,28 +154,29 @@ def detect_label_error(
     ids = items["item_id"].astype(str).to_numpy()
     if has_label.sum() < 4 or len(set(labels[has_label])) < 2:
         return Detection(make_findings([], "label_error", [], [], [], []))
+    given_labels = labels[has_label].astype(str)
+    sorted_classes, y = np.unique(given_labels, return_inverse=True)
+    classes = sorted_classes.tolist()
+    y_all = np.full(len(labels), -1)
+    y_all[has_label] = y
+    disagreement = neighbour_disagreement(y_all, knn, k)[has_label]
     if pred_probs is None:
         labelled_vectors = vectors if has_label.all() else vectors[has_label]  # no copy of a million vectors when every item is labelled
-        given_labels = labels[has_label].astype(str)
-        probs_all, classes = out_of_fold_probabilities(labelled_vectors, given_labels, folds=folds)
-        second = second_view_probabilities(items, thumbnails, has_label, given_labels, folds)
-        if second is not None:
-            probs_all = (probs_all + second) / 2.0
+
+        def probe(train_mask: np.ndarray | None = None) -> np.ndarray:
+            probs = out_of_fold_probabilities(labelled_vectors, given_labels, folds=folds, train_mask=train_mask)[0]
+            second = second_view_probabilities(items, thumbnails, has_label, given_labels, folds, train_mask)
+            return probs if second is None else (probs + second) / 2.0
+
+        probs_all = probe()
+        keep = refit_mask(_Verdict.of(probs_all, y, disagreement, min_disagreement).flagged, y, folds)
+        if keep is not None:
+            probs_all = probe(keep)
     else:
-        classes = sorted(set(labels[has_label].astype(str)))
         probs_all = _checked_probabilities(pred_probs, len(labels), len(classes))[has_label]
-    y_all = np.full(len(labels), -1)
-    y_all[has_label] = np.searchsorted(classes, labels[has_label].astype(str))
-    disagreement = neighbour_disagreement(y_all, knn, k)[has_label]
-    y = y_all[has_label]
+    verdict = _Verdict.of(probs_all, y, disagreement, min_disagreement)
+    given, suggested, flagged, thresholds = verdict.given, verdict.suggested, verdict.flagged, verdict.thresholds
     n = len(y)
-    given = probs_all[np.arange(n), y]
-    thresholds = np.array([probs_all[y == c, c].mean() if (y == c).any() else 1.0 for c in range(len(classes))])
-    others = np.where(np.arange(len(classes))[None, :] == y[:, None], -np.inf, probs_all)
-    suggested = others.argmax(axis=1)
-    above = others >= thresholds[None, :]
-    confident_other = np.where(above, others, -np.inf).max(axis=1) > -np.inf
-    flagged = confident_other & (given < thresholds[y]) & (disagreement >= min_disagreement)
     margin = probs_all[np.arange(n), suggested] - given
     scores = ((margin + noise_adjusted_margin(probs_all, y, thresholds)) / 2.0 + 1.0 + 0.5 * disagreement) / 2.5
 
@@ -175,6 +197,41 @@ def detect_label_error(
             suggested_labels=np.where(flagged | (probs_all.argmax(axis=1) != y), names[suggested], None),
         )
     )
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """Confident learning's reading of the probes' probabilities for each item."""
+
+    given: np.ndarray
+    """The probability of the given class."""
+    suggested: np.ndarray
+    """The likeliest other class."""
+    thresholds: np.ndarray
+    """Per class: the mean probability its items give it (their self-confidence)."""
+    flagged: np.ndarray
+    """Another class is above its threshold, the given one below its own, and the neighbours agree."""
+
+    @classmethod
+    def of(cls, probs: np.ndarray, y: np.ndarray, disagreement: np.ndarray, min_disagreement: float) -> _Verdict:
+        n, n_classes = probs.shape
+        given = probs[np.arange(n), y]
+        thresholds = np.array([probs[y == c, c].mean() if (y == c).any() else 1.0 for c in range(n_classes)])
+        others = np.where(np.arange(n_classes)[None, :] == y[:, None], -np.inf, probs)
+        confident_other = (others >= thresholds[None, :]).any(axis=1)
+        flagged = confident_other & (given < thresholds[y]) & (disagreement >= min_disagreement)
+        return cls(given, others.argmax(axis=1), thresholds, flagged)
+
+
+def refit_mask(flagged: np.ndarray, y: np.ndarray, folds: int) -> np.ndarray | None:
+    """The items the probes are fit on again once the first fit has flagged some: all but the
+    flagged, except in a class the flags would leave with fewer than two items per fold (it keeps
+    all its items). ``None`` when nothing is flagged, so there is nothing to refit."""
+    if not flagged.any():
+        return None
+    keep = ~flagged
+    too_few = np.bincount(y[keep], minlength=int(y.max()) + 1) < 2 * folds
+    return keep | too_few[y]
 
 
 def noise_adjusted_margin(probs: np.ndarray, y: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -203,14 +260,16 @@ def noise_adjusted_margin(probs: np.ndarray, y: np.ndarray, thresholds: np.ndarr
     return np.where(np.arange(n_classes)[None, :] == y[:, None], -np.inf, posterior).max(axis=1) - own
 
 
-def second_view_probabilities(items: pd.DataFrame, thumbnails: np.ndarray | None, has_label: np.ndarray, labels: np.ndarray, folds: int) -> np.ndarray | None:
+def second_view_probabilities(
+    items: pd.DataFrame, thumbnails: np.ndarray | None, has_label: np.ndarray, labels: np.ndarray, folds: int, train_mask: np.ndarray | None = None,
+) -> np.ndarray | None:
     """Out-of-fold probabilities from the items' own pixels or words, when every labelled item has
     them (an incremental audit's reference sample carries neither)."""
     if thumbnails is not None:
-        return out_of_fold_probabilities(pixel_vectors(np.asarray(thumbnails)[has_label]), labels, folds=folds)[0]
+        return out_of_fold_probabilities(pixel_vectors(np.asarray(thumbnails)[has_label]), labels, folds=folds, train_mask=train_mask)[0]
     texts = items["text"].to_numpy(dtype=object)[has_label] if "text" in items else None
     if texts is not None and pd.notna(texts).all():
-        return word_probabilities(texts.tolist(), labels, folds=folds)
+        return word_probabilities(texts.tolist(), labels, folds=folds, train_mask=train_mask)
     return None
 
 

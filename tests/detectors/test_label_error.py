@@ -1,12 +1,15 @@
 import json
 
 import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
 
 from detectors.knn import build_knn_graph
 from detectors.label_error import (
     detect_label_error,
     noise_adjusted_margin,
     out_of_fold_probabilities,
+    refit_mask,
 )
 from tests.detectors.conftest import make_items
 from winnow.embed import l2_normalize
@@ -63,12 +66,12 @@ def test_probe_fit_on_a_capped_sample_still_ranks_flips_first():
 def test_the_pixels_of_images_give_a_second_probe():
     """Embeddings that barely separate the classes hide a flip; the thumbnails' pixels show it."""
     rng = np.random.default_rng(4)
-    per_class = 40
+    per_class = 60
     pictures = rng.random((3, 12, 12)) * 255
     thumbnails = np.vstack([np.clip(p + rng.normal(scale=25, size=(per_class, 12, 12)), 0, 255) for p in pictures])
     vectors = l2_normalize(np.vstack([np.eye(16)[c] * 0.5 + rng.normal(size=(per_class, 16)) for c in range(3)]))
     labels = np.repeat(np.array(["a", "b", "c"], dtype=object), per_class)
-    flipped = [7, 55, 101]
+    flipped = [7, per_class + 15, 2 * per_class + 21]
     labels[flipped] = ["b", "c", "a"]
     items, knn = make_items(len(labels)), build_knn_graph(vectors, k=10)
     alone = detect_label_error(items, vectors=vectors, labels=labels, knn=knn).findings.set_index("item_id")["score"]
@@ -108,3 +111,33 @@ def test_a_swap_the_labels_keep_making_is_suspected_more_than_a_rare_one():
     adjusted = noise_adjusted_margin(probs, y, thresholds)
     assert adjusted[-2] > adjusted[-1] + 0.1
     assert (adjusted[:60] < -0.5).all() and (adjusted[60:70] > 0.5).all()  # clean items stay clean, swaps stay suspect
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_refitting_without_the_flagged_items_ranks_systematic_flips_better(seed):
+    """30 % of class ``a`` is called ``b``: the first probe learns a boundary pulled into ``a`` and
+    finds many flips consistent with it; fit again without the items it flagged, it ranks them better."""
+    rng = np.random.default_rng(seed)
+    n = 150
+    vectors = rng.normal(size=(2 * n, 8)).astype(np.float32)
+    vectors[:n, 0] -= 1.0
+    vectors[n:, 0] += 1.0
+    labels = np.array(["a"] * n + ["b"] * n, dtype=object)
+    flips = rng.choice(n, size=45, replace=False)
+    labels[flips] = "b"
+    flipped = np.isin(np.arange(2 * n), flips)
+    items, knn = make_items(2 * n), build_knn_graph(l2_normalize(vectors), k=10)
+    first_fit_only = out_of_fold_probabilities(vectors, labels, folds=5)[0]
+    once = detect_label_error(items, vectors=vectors, labels=labels, knn=knn, pred_probs=first_fit_only).findings
+    refit = detect_label_error(items, vectors=vectors, labels=labels, knn=knn).findings
+    assert average_precision_score(flipped, refit["score"]) > average_precision_score(flipped, once["score"]) + 0.03
+
+
+def test_the_refit_keeps_every_item_of_a_class_the_flags_would_nearly_empty():
+    y = np.r_[np.zeros(50, int), np.ones(12, int)]
+    flagged = np.zeros(62, bool)
+    flagged[[0, 1, 50, 51, 52]] = True
+    keep = refit_mask(flagged, y, folds=5)
+    assert not keep[[0, 1]].any() and keep[2:50].all()  # class 0 keeps 48 ≥ 2 per fold
+    assert keep[50:].all()  # class 1 would keep 9 < 10: all of it stays
+    assert refit_mask(np.zeros(62, bool), y, folds=5) is None
