@@ -15,7 +15,10 @@ the same batch size (which sorts by length too). A text's cost grows with its to
 sets bracket what MiniLM can reach here.
 
 Each batch size of :data:`BATCH_SIZES` is measured raw, then end to end, :data:`REPEATS` times in
-turn; the best of each is kept (the machine is shared: the best is the least disturbed).
+turn. The throughputs reported are the best of each (the least disturbed); the ratio is the median
+of the rounds' own ratios, each taken between a raw and an end-to-end pass run back to back. This
+machine's speed drifts by 2× over minutes, so a ratio of two bests taken minutes apart measures the
+drift as much as the code (it read 0.70 where paired rounds read 0.97–1.02).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy as np
 N_IMAGES = 500
 N_TEXTS = 2000
 BATCH_SIZES = (16, 32, 64)
-REPEATS = 2
+REPEATS = 3
 
 
 def write_images(root: Path, seed: int) -> list[str]:
@@ -96,9 +99,8 @@ def time_embed(images: list[str], texts: dict[str, list[str]]) -> dict[str, Any]
                 sync()
                 return time.perf_counter() - start
 
-        raw_s, e2e_s = _alternate(raw, partial(_embed_seconds, image_model, images, size))
-        out["images"].append({"batch size": size, "raw items/s": len(images) / raw_s, "end-to-end items/s": len(images) / e2e_s,
-                              "forward ms": 1000 * raw_s / len(images)})
+        rounds = _alternate(raw, partial(_embed_seconds, image_model, images, size))
+        out["images"].append({"batch size": size, **_throughputs(rounds, len(images)), "forward ms": 1000 * min(r for r, _ in rounds) / len(images)})
 
     text_model = get_embedder(None, "text", device)
     tokenizer = text_model.model.tokenizer
@@ -112,8 +114,7 @@ def time_embed(images: list[str], texts: dict[str, list[str]]) -> dict[str, Any]
                 text_model.model.encode(corpus, batch_size=size, convert_to_numpy=True, show_progress_bar=False)
                 return time.perf_counter() - start
 
-            raw_s, e2e_s = _alternate(raw, partial(_embed_seconds, text_model, corpus, size))
-            rows.append({"batch size": size, "raw items/s": len(corpus) / raw_s, "end-to-end items/s": len(corpus) / e2e_s})
+            rows.append({"batch size": size, **_throughputs(_alternate(raw, partial(_embed_seconds, text_model, corpus, size)), len(corpus))})
         out["texts"][name] = {"n": len(corpus), "mean tokens": float(np.mean(tokens)), "mean chars": float(np.mean([len(t) for t in corpus])), "rows": rows}
     out["load after"] = load_average()
     return out
@@ -129,13 +130,16 @@ def _embed_seconds(model: Any, payloads: list[str], size: int) -> float:
     return time.perf_counter() - start
 
 
-def _alternate(raw: Any, end_to_end: Any) -> tuple[float, float]:
-    """Best seconds of each over :data:`REPEATS` rounds of raw, then end to end."""
-    raw_s, e2e_s = [], []
-    for _ in range(REPEATS):
-        raw_s.append(raw())
-        e2e_s.append(end_to_end())
-    return min(raw_s), min(e2e_s)
+def _alternate(raw: Any, end_to_end: Any) -> list[tuple[float, float]]:
+    """``(raw seconds, end-to-end seconds)`` of :data:`REPEATS` rounds, each raw then end to end."""
+    return [(raw(), end_to_end()) for _ in range(REPEATS)]
+
+
+def _throughputs(rounds: list[tuple[float, float]], n: int) -> dict[str, Any]:
+    """Best items/s of each, and the median of the rounds' end-to-end / raw ratios."""
+    ratios = [raw_s / e2e_s for raw_s, e2e_s in rounds]
+    return {"raw items/s": n / min(r for r, _ in rounds), "end-to-end items/s": n / min(e for _, e in rounds),
+            "ratio": float(np.median(ratios)), "round ratios": ratios}
 
 
 def measure(work: Path, seed: int) -> dict[str, Any]:
