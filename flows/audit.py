@@ -22,12 +22,9 @@ starts a temporary one) or against ``PREFECT_API_URL``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections import deque
-from datetime import timedelta
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
@@ -39,6 +36,7 @@ from prefect.logging import get_run_logger
 from prefect.states import Failed
 
 from detectors.reference import merge_hits, search_chunk
+from flows import result_cache
 from flows.retries import IO_TASK
 from winnow import stages
 from winnow.config import AuditConfig
@@ -46,23 +44,6 @@ from winnow.embed import resolve_device
 from winnow.errors import ChecksFailed
 from winnow.report import summary_markdown
 from winnow.store import Store
-
-
-def _suite_run_key(context: Any, parameters: dict[str, Any]) -> str:
-    """Cache key of a suite run: the table's values, column names and types, the item ids, the
-    suite file's bytes and the code that runs it — everything its findings depend on."""
-    dataset, config = parameters["dataset"], parameters["config"]
-    import checks.tabular
-
-    digest = hashlib.blake2b(digest_size=20)
-    digest.update(pd.util.hash_pandas_object(dataset.table, index=False).to_numpy().tobytes())
-    for part in (dataset.table.columns, dataset.table.dtypes.astype(str), dataset.items["item_id"]):
-        digest.update("\x1f".join(map(str, part)).encode())
-    for path in (Path(config.suite), Path(checks.tabular.__file__), Path(stages.__file__)):
-        digest.update(path.read_bytes())
-    digest.update(str(config.id_col).encode())
-    return f"winnow-suite-{digest.hexdigest()}"
-
 
 open_run = task(stages.open_run, name="open-run", **IO_TASK)
 ingest = task(stages.ingest_stage, name="ingest", **IO_TASK)
@@ -79,7 +60,8 @@ detector = task(stages.run_job, name="detector", cache_policy=NO_CACHE)
 assemble = task(stages.assemble, name="assemble-findings", cache_policy=NO_CACHE)
 # a suite's findings depend only on the table and the suite: a re-run or a resumed run reuses them
 table_checks = task(
-    stages.table_checks, name="great-expectations", cache_key_fn=_suite_run_key, persist_result=True, cache_expiration=timedelta(days=1),
+    stages.table_checks, name="great-expectations", cache_key_fn=result_cache.suite_run_key, persist_result=True,
+    cache_expiration=result_cache.SUITE_EXPIRATION,
 )
 drift = task(stages.drift_stage, name="drift", cache_policy=NO_CACHE)
 
@@ -101,12 +83,7 @@ def _detect(store: Store, run_id: str, inputs: stages.DetectionInputs, measurer:
 # An unchanged dataset audited again with the same options and code reuses its findings: the key
 # is a digest of every input of detection and of the detection code (DetectionInputs.key), and
 # the result (findings, pairs, what was skipped) is persisted in Prefect's result storage.
-def _detection_key(context: Any, parameters: dict[str, Any]) -> str | None:
-    """The cache key of a run's detection: :attr:`DetectionInputs.key` (``None``: not cached)."""
-    return parameters["inputs"].key
-
-
-detect = task(_detect, name="detect", cache_key_fn=_detection_key, cache_expiration=timedelta(days=7))
+detect = task(_detect, name="detect", cache_key_fn=result_cache.detection_key, cache_expiration=result_cache.DETECTION_EXPIRATION)
 
 
 @task(name="store-results", **IO_TASK)
@@ -158,6 +135,9 @@ def audit_flow(config: AuditConfig, db: str, resume: str | None = None, progress
         detections = state.result()
         detection_cache = "off" if not cacheable else "hit" if state.name == "Cached" else "miss"
         timings.lap("detect")
+        pruned, freed = result_cache.prune_expired()
+        if pruned:
+            logger.info("deleted %d expired cached results (%.1f MB) from Prefect's result storage", pruned, freed / 1e6)
         for name, why in detections.skipped.items():
             logger.info("detector %s skipped: %s", name, why)
         for name, why in detections.failed.items():

@@ -2,6 +2,8 @@
 detection reads computes them again."""
 
 import dataclasses
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
 
 from flows.audit import audit_flow
+from flows.result_cache import DETECTION_PREFIX
 from winnow.config import AuditConfig
 from winnow.datasets.model import ITEM_COLUMNS
 from winnow.stages import DetectionInputs
@@ -23,7 +26,12 @@ def test_an_unchanged_reaudit_reuses_the_detection_and_a_changed_option_recomput
     def audit(**options):
         return audit_flow(AuditConfig(source=str(text_jsonl), id_col="id", label_col="label", **options), db=str(db))
 
-    with temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: tmp_path / "results"}):  # no result from an earlier session
+    results = tmp_path / "results"
+    results.mkdir()
+    expired = results / f"{DETECTION_PREFIX}from-last-month"
+    expired.write_bytes(b"stale")
+    os.utime(expired, (time.time() - 30 * 86_400,) * 2)
+    with temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: results}):  # no result from an earlier session
         first = audit()
         again = audit(shard_size=3)  # the work is spread differently; no finding can change
         changed = audit(params={"near_duplicate": {"threshold": 0.8}})
@@ -35,6 +43,8 @@ def test_an_unchanged_reaudit_reuses_the_detection_and_a_changed_option_recomput
         assert len(a) and a.equals(b)
     assert store.findings(again["run_id"])["run_id"].eq(again["run_id"]).all()  # the reused findings belong to the new run
     assert again["flagged"] == first["flagged"] and again["skipped"] == first["skipped"]
+    cached = [p.name for p in results.iterdir()]
+    assert len(cached) == 2 and all(name.startswith(DETECTION_PREFIX) for name in cached)  # the first and the changed run's; the expired one is gone
 
 
 def _inputs(**changes) -> DetectionInputs:
@@ -87,3 +97,20 @@ def test_detections_pickle_compactly_and_come_back_equal():
     mixed = pd.DataFrame({"check_name": ["a", "b"], "observed": pd.Series([0.5, "3 rows"], dtype=object)})
     kept = pickle.loads(pickle.dumps(Detections(findings, pairs, {}, {}, "faiss-flat", check_results=mixed))).check_results
     assert kept["observed"].tolist() == [0.5, "3 rows"]  # numbers and text in one column: pickled as they are
+
+
+def test_expired_cached_results_are_deleted_and_nothing_else(tmp_path):
+    """Prefect never deletes a persisted result; the audit deletes winnow's own once expired."""
+    from flows.result_cache import SUITE_PREFIX, prune_expired
+
+    now = 1_800_000_000.0
+    day = 86_400
+    ages = {DETECTION_PREFIX + "old": 8 * day, DETECTION_PREFIX + "fresh": 6 * day, SUITE_PREFIX + "old": 2 * day,
+            SUITE_PREFIX + "fresh": 3_600, "someone-elses-result": 30 * day}
+    for name, age in ages.items():
+        path = tmp_path / name
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (now - age, now - age))
+    assert prune_expired(tmp_path, now=now) == (2, 200)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([DETECTION_PREFIX + "fresh", SUITE_PREFIX + "fresh", "someone-elses-result"])
+    assert prune_expired(tmp_path / "missing", now=now) == (0, 0)
