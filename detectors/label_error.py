@@ -138,7 +138,7 @@ def neighbour_disagreement(y: np.ndarray, knn: KnnGraph, k: int) -> np.ndarray:
 
 def detect_label_error(
     items: pd.DataFrame, *, vectors: np.ndarray, labels: np.ndarray, knn: KnnGraph, pred_probs: np.ndarray | None = None,
-    thumbnails: np.ndarray | None = None, folds: int = 5, k: int = 10, min_disagreement: float = 0.5,
+    thumbnails: np.ndarray | None = None, folds: int = 5, k: int = 10, min_disagreement: float = 0.5, refit: bool = True,
 ) -> Detection:
     """Score every labelled item; ``items``, ``vectors``, ``labels``, ``knn``, ``pred_probs`` and
     ``thumbnails`` are row-aligned.
@@ -146,8 +146,9 @@ def detect_label_error(
     ``pred_probs`` (optional): the caller's out-of-fold class probabilities, one column per class
     in sorted order of the label values (cleanlab's convention); they replace the built-in probes.
     ``thumbnails`` (optional, images) and a ``text`` column in ``items`` (texts) feed the second
-    probe (see the module docstring). Items without a label are not scored. Needs at least two
-    classes with two items each.
+    probe (see the module docstring). ``refit`` fits the probes a second time without the items
+    the first fit flagged (twice the probes' time; see the module docstring). Items without a label
+    are not scored. Needs at least two classes with two items each.
     """
     labels = np.asarray(labels, dtype=object)
     has_label = pd.notna(labels)
@@ -169,7 +170,7 @@ def detect_label_error(
             return probs if second is None else (probs + second) / 2.0
 
         probs_all = probe()
-        keep = refit_mask(_Verdict.of(probs_all, y, disagreement, min_disagreement).flagged, y, folds)
+        keep = refit_mask(_Verdict.of(probs_all, y, disagreement, min_disagreement).flagged, y, folds) if refit else None
         if keep is not None:
             probs_all = probe(keep)
     else:
