@@ -7,7 +7,9 @@ items (two pairs of trousers) can sit closer in either than a copy does. Compari
 the two thumbnails are aligned separates them: :func:`aligned_similarity` searches the alignment
 — mirrored or not, one image shrunk to each size in ``[min_crop, 1]`` of the other's side and
 placed at every offset inside it (the geometry of a crop), or shifted by a pixel or two — for the
-best normalised cross-correlation, found for all offsets at once by FFT. The two aligned patches are then compared
+best normalised cross-correlation, found for all offsets at once by FFT. A crop made at the image's own
+resolution has a box whose side and corner fall between thumbnail pixels, so a crop's alignment is
+then refined below the pixel (:func:`_refined_window`). The two aligned patches are then compared
 twice with a *trimmed* correlation, which ignores the ``trim`` share of positions that disagree
 most (so a caption or a logo drawn over part of the picture does not hide the copy): on the
 intensities, and on the image gradients, which carry the texture and edges that tell two plain
@@ -29,6 +31,12 @@ TRIM = 0.1
 """Share of the aligned pixels with the largest disagreement left out of the final correlation."""
 CHUNK = 2048
 """Pairs aligned at a time (bounds the FFT buffers)."""
+REFINE_SCALE_STEPS = (-1.0, -0.5, 0.5, 1.0)
+"""Changes to a crop box's side tried by the sub-pixel refinement, in thumbnail pixels."""
+REFINE_SHIFT_STEPS = (-0.5, -0.25, 0.25, 0.5)
+"""Moves of a crop box's corner tried by the sub-pixel refinement, in thumbnail pixels, each axis."""
+REFINE_ROUNDS = 1
+"""Passes of the refinement over (side, row, column)."""
 _EPS = 1e-6
 
 
@@ -125,7 +133,8 @@ def aligned_similarity(thumbnails: np.ndarray, a: np.ndarray, b: np.ndarray, *, 
     ``thumbnails`` is ``(n, side, side)`` greyscale. The alignments tried: either image (or its
     mirror image) shrunk to every size from ``side`` down to ``min_crop × side`` and placed at every
     offset inside the other (a crop), or shifted by up to :data:`MAX_SHIFT` pixels either way (the
-    centre of one slid over the other); the best by normalised cross-correlation is then scored by
+    centre of one slid over the other); the best by normalised cross-correlation (a crop's refined
+    below the pixel, see :func:`_refined_window`) is then scored by
     the correlations of the two aligned patches with the ``trim`` share of most different positions
     left out.
     """
@@ -139,6 +148,49 @@ def aligned_similarity(thumbnails: np.ndarray, a: np.ndarray, b: np.ndarray, *, 
         first, second = thumbnails[a[start : start + CHUNK]], thumbnails[b[start : start + CHUNK]]
         out[start : start + CHUNK] = _align_chunk(first, second, hypotheses, trim)
     return out
+
+
+def _sampling(start: np.ndarray, size: int, spacing: np.ndarray, side: int) -> np.ndarray:
+    """``(pairs, size, side)`` bilinear sampling matrices: row ``i`` of pair ``p`` reads the signal
+    at ``start[p] + (i + 0.5) * spacing[p] - 0.5`` (clamped to the image)."""
+    coords = np.clip(start[:, None] + (np.arange(size)[None, :] + 0.5) * spacing[:, None] - 0.5, 0.0, side - 1.0)
+    return np.clip(1.0 - np.abs(np.arange(side)[None, None, :] - coords[:, :, None]), 0.0, None).astype(np.float32)
+
+
+def _alignment_score(window: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Correlation of the intensities plus that of the gradients, per pair."""
+    def correlation(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return (_standardise(x, (1,)) * _standardise(y, (1,))).sum(axis=1)
+    return correlation(window.reshape(len(window), -1), template.reshape(len(template), -1)) + correlation(_gradients(window), _gradients(template))
+
+
+def _refined_window(big: np.ndarray, template: np.ndarray, top: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """The patch of ``big`` that best matches ``template`` (``size`` × ``size``, a crop's geometry)
+    once the integer window at ``(top, left)`` may grow or shrink by up to a pixel and move by up to
+    half a pixel: the box is resampled bilinearly, and its side, row and column are improved one at a
+    time (:data:`REFINE_ROUNDS` passes) for the best sum of intensity and gradient correlations."""
+    side, size = big.shape[-1], template.shape[-1]
+    box = {"side": np.zeros(len(big)), "row": np.zeros(len(big)), "column": np.zeros(len(big))}
+
+    def patch(box: dict[str, np.ndarray]) -> np.ndarray:
+        spacing = (size + box["side"]) / size
+        rows = _sampling(top + box["row"], size, spacing, side)
+        columns = _sampling(left + box["column"], size, spacing, side)
+        return rows @ big @ np.transpose(columns, (0, 2, 1))
+
+    best_patch = patch(box)
+    best = _alignment_score(best_patch, template)
+    for _ in range(REFINE_ROUNDS):
+        for name, steps in (("side", REFINE_SCALE_STEPS), ("row", REFINE_SHIFT_STEPS), ("column", REFINE_SHIFT_STEPS)):
+            base = box[name]
+            for step in steps:
+                trial = patch({**box, name: base + step})
+                score = _alignment_score(trial, template)
+                better = score > best
+                best = np.where(better, score, best)
+                best_patch[better] = trial[better]
+                box[name] = np.where(better, base + step, box[name])
+    return best_patch
 
 
 def _gradients(patches: np.ndarray) -> np.ndarray:
@@ -174,10 +226,13 @@ def _align_chunk(first: np.ndarray, second: np.ndarray, hypotheses: list[tuple[i
         big, small = images[views[v][0]][rows], images[views[v][1]][rows]
         span = side - size + 1
         top, left = choice[rows, 2] // span, choice[rows, 2] % span
-        ys = top[:, None] + np.arange(size)[None, :]
-        xs = left[:, None] + np.arange(size)[None, :]
-        window = big[np.arange(len(rows))[:, None, None], ys[:, :, None], xs[:, None, :]]
         template = _template(small, size, shift)
+        if shift or size == side:
+            ys = top[:, None] + np.arange(size)[None, :]
+            xs = left[:, None] + np.arange(size)[None, :]
+            window = big[np.arange(len(rows))[:, None, None], ys[:, :, None], xs[:, None, :]]
+        else:
+            window = _refined_window(big, template, top.astype(np.float64), left.astype(np.float64))
         result[rows, 0] = _trimmed_correlation(window.reshape(len(rows), -1), template.reshape(len(rows), -1), trim)
         result[rows, 1] = _trimmed_correlation(_gradients(window), _gradients(template), trim)
     return result
