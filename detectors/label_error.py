@@ -1,6 +1,7 @@
 """Label errors: items whose given label the data does not support.
 
-Two independent views of each item are combined:
+Two independent views of each item are combined, the probes and the neighbours, and the probes
+are fit twice:
 
 * **probes** — out-of-fold predicted probabilities of a cross-validated logistic regression on the
   embeddings (PCA-reduced), so no item is judged by a model that saw it; confident learning's
@@ -16,7 +17,7 @@ Two independent views of each item are combined:
   texts such as review snippets, and the sentence embedding it complements was not trained for
   what the labels mean). On the quality benchmark the second probe raised label-error AP from
   0.867 to 0.897 on images and from 0.274 to 0.363 on texts.
-* **a second fit without the suspects** — the probes learn from the given labels, errors included,
+* **the probes' second fit, without the suspects** — the probes learn from the given labels, errors included,
   and systematic flips (coat called pullover again and again) pull their boundary toward the wrong
   class, so that many flips look consistent with it. Once the first fit has flagged items, the
   probes are fit again on the others (:func:`refit_mask`; every item is still predicted out of
