@@ -370,11 +370,14 @@ class Reference:
 class ReferenceHits:
     """Each embedded batch item's most similar reference contents — ``indices`` are positions in
     :attr:`Reference.searchable` (``-1`` none), best first — and the measured properties
-    (``item_id`` + columns) of the reference items they touch, for perceptual hashes."""
+    (``item_id`` + columns) of the reference items they touch, for perceptual hashes and thumbnails,
+    and of the reference sample, for the detectors that read thumbnails (the outliers' orientation,
+    the label errors' pixel probe)."""
 
     similarities: np.ndarray
     indices: np.ndarray
     properties: pd.DataFrame | None = None
+    sample_properties: pd.DataFrame | None = None
 
 
 def load_reference(store: Store, run_id: str, config: AuditConfig, model_id: str) -> Reference | None:
@@ -404,10 +407,13 @@ def reference_vectors(store: Store, model_id: str, hashes: list[str]) -> np.ndar
 
 
 def reference_hits(store: Store, reference: Reference, similarities: np.ndarray, indices: np.ndarray, measurer: Measurer | None) -> ReferenceHits:
-    """The merged search results with the measured properties of the reference items they touch."""
+    """The merged search results with the measured properties of the reference items they touch
+    and of the reference sample."""
+    if measurer is None:
+        return ReferenceHits(similarities, indices)
     touched = reference.searchable.iloc[np.unique(indices[indices >= 0])]
-    properties = load_properties(store, touched.assign(error=None), measurer.kind) if measurer is not None else None
-    return ReferenceHits(similarities, indices, properties)
+    return ReferenceHits(similarities, indices, load_properties(store, touched.assign(error=None), measurer.kind),
+                         load_properties(store, reference.sample.assign(error=None), measurer.kind))
 
 
 @dataclass
@@ -563,7 +569,8 @@ def _reference_jobs(
     pool_items = pd.concat([embedded, _as_items(reference.sample, modality)], ignore_index=True)
     pool_vectors = np.vstack([vectors, reference.sample_vectors]) if len(reference.sample) else vectors
     pool_knn = build_knn_graph(pool_vectors, k=config.k, device=device) if len(reference.sample) else inputs["knn"]
-    pool_inputs = {"knn": pool_knn, "vectors": pool_vectors, "labels": usable_labels(pool_items)}
+    pool_properties = pd.concat([properties, hits.sample_properties], ignore_index=True) if properties is not None and hits.sample_properties is not None else None
+    pool_inputs = {"knn": pool_knn, "vectors": pool_vectors, "labels": usable_labels(pool_items), "thumbnails": image_thumbnails(pool_items, pool_properties)}
     jobs = []
     for name in names:
         if name == "near_duplicate":

@@ -138,3 +138,12 @@ def test_decisions_on_the_first_run_apply_to_the_same_content_in_the_second(runs
     assert UNCHANGED[0] not in clean.index and clean.loc[UNCHANGED[1], "label"] == "shirt"
     _, rows = export(store, "clean", tmp_path / "clean.csv", run_id=run2["run_id"])
     assert rows == len(clean)
+
+
+def test_the_reference_sample_brings_its_thumbnails_to_the_batch_detectors(runs):
+    """The outliers' orientation member and the label errors' pixel probe read thumbnails: the
+    reference sample's are loaded from the properties cache, so neither is left out of a batch run."""
+    store, _, run2, _ = runs
+    outliers = store.findings(run2["run_id"], issue_type="outlier")
+    details = [json.loads(d) for d in outliers["detail"]]
+    assert len(details) == 10 and all("orientation" in d and "fits_better" in d for d in details)
