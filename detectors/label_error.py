@@ -266,7 +266,7 @@ def second_view_probabilities(
     items: pd.DataFrame, thumbnails: np.ndarray | None, has_label: np.ndarray, labels: np.ndarray, folds: int, train_mask: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Out-of-fold probabilities from the items' own pixels or words, when every labelled item has
-    them (an incremental audit's reference sample carries thumbnails but no texts)."""
+    them (reference items measured before thumbnails existed have none)."""
     if thumbnails is not None:
         return out_of_fold_probabilities(pixel_vectors(np.asarray(thumbnails)[has_label]), labels, folds=folds, train_mask=train_mask)[0]
     texts = items["text"].to_numpy(dtype=object)[has_label] if "text" in items else None

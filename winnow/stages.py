@@ -340,7 +340,8 @@ class Reference:
     ordinal, run_id``; see :meth:`Store.reference_corpus`) — metadata only. ``searchable``: the
     first item of each content that has a cached vector for the model; its row positions are what
     the neighbour search returns. ``sample`` and ``sample_vectors``: at most
-    :data:`REFERENCE_SAMPLE` rows of ``searchable`` and their vectors.
+    :data:`REFERENCE_SAMPLE` rows of ``searchable`` (with their ``text``, for a text dataset) and
+    their vectors.
     """
 
     run: str
@@ -395,6 +396,7 @@ def load_reference(store: Store, run_id: str, config: AuditConfig, model_id: str
     embedded = store.cached_hashes("vectors", model_id, corpus["content_hash"].tolist())
     searchable = corpus[corpus["content_hash"].isin(embedded)].drop_duplicates("content_hash").reset_index(drop=True)
     sample = searchable.iloc[sample_positions(len(searchable), REFERENCE_SAMPLE)].reset_index(drop=True)
+    sample = sample.assign(text=store.item_texts(sample))  # the text detectors' members read them (texts only)
     loaded = Reference(reference, corpus, searchable, sample, reference_vectors(store, model_id, sample["content_hash"].tolist()))
     store.mark_stage(run_id, Store.REFERENCE_STAGE, loaded.summary())
     return loaded

@@ -147,3 +147,18 @@ def test_the_reference_sample_brings_its_thumbnails_to_the_batch_detectors(runs)
     outliers = store.findings(run2["run_id"], issue_type="outlier")
     details = [json.loads(d) for d in outliers["detail"]]
     assert len(details) == 10 and all("orientation" in d and "fits_better" in d for d in details)
+
+
+def test_the_reference_sample_brings_its_texts_to_the_batch_detectors(text_jsonl, tmp_path):
+    """The off-topic ``text_format`` member reads every text it scores: the reference sample's
+    texts are read from the items table, so a text batch audited against its reference keeps it."""
+    batch = tmp_path / "batch.jsonl"
+    new = ["A warm, funny film that never hurries.", "Flat jokes and a plot that goes nowhere.",
+           "Preheat the oven to 200 degrees and butter a large dish before adding the potatoes."]
+    batch.write_text("\n".join(json.dumps({"id": f"n{i}", "text": t, "label": "pos"}) for i, t in enumerate(new)) + "\n")
+    db = str(tmp_path / "texts.duckdb")
+    options = dict(name="reviews", id_col="id", label_col="label")
+    audit_flow(AuditConfig(source=str(text_jsonl), **options), db=db)
+    run = audit_flow(AuditConfig(source=str(batch), reference="previous", **options), db=db)
+    details = [json.loads(d) for d in Store(db).findings(run["run_id"], issue_type="off_topic")["detail"]]
+    assert len(details) == len(new) and all("text_format" in d for d in details)

@@ -347,6 +347,22 @@ class Store:
             frame = con.sql(sql, params={"reference": reference_run, "run": run_id, "stage": self.REFERENCE_STAGE}).df()
         return frame.astype(object).where(frame.notna(), None).astype({"ordinal": "int64"})
 
+    def item_texts(self, rows: pd.DataFrame) -> list[str | None]:
+        """The stored text of each ``(run_id, item_id)`` row of ``rows``, in order (``None`` where
+        the item has none: an image or a table row)."""
+        if rows.empty:
+            return []
+        wanted = pa.table({"run_id": pa.array(rows["run_id"].astype(str).tolist(), pa.string()),
+                           "item_id": pa.array(rows["item_id"].astype(str).tolist(), pa.string()),
+                           "position": pa.array(np.arange(len(rows)), pa.int64())})
+        with self.connect(read_only=True) as con:
+            con.register("wanted", wanted)
+            found = con.sql("SELECT w.position, i.text FROM wanted w JOIN items i USING (run_id, item_id)").fetchall()
+        texts: list[str | None] = [None] * len(rows)
+        for position, text in found:
+            texts[position] = text
+        return texts
+
     # -- findings and pairs ------------------------------------------------------------------
 
     def save_results(
