@@ -119,8 +119,7 @@ def word_probabilities(
 
 def _fit_rows(train: np.ndarray, train_mask: np.ndarray | None, limit: int, rng: np.random.Generator) -> np.ndarray:
     """The fold's training rows a probe is fit on: those in ``train_mask``, at most ``limit`` of them."""
-    fit = train if train_mask is None else train[train_mask[train]]
-    return fit if len(fit) <= limit else np.sort(rng.choice(fit, size=limit, replace=False))
+    return _at_most(train if train_mask is None else train[train_mask[train]], limit, rng)
 
 
 def _at_most(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
