@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
@@ -100,11 +100,13 @@ class DetectorRun:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def validate_params(params: dict[str, dict[str, Any]]) -> None:
-    """Reject unknown detector names or parameters, listing the valid ones."""
-    for name, values in params.items():
+def validate_params(params: dict[str, dict[str, Any]], selected: Sequence[str] | None = None) -> None:
+    """Reject unknown detector names (in ``params`` or the ``selected`` ones) or parameters,
+    listing the valid ones."""
+    for name in [*(selected or ()), *params]:
         if name not in REGISTRY:
             raise ConfigError(f"unknown detector {name!r}; valid: {', '.join(REGISTRY)}.")
+    for name, values in params.items():
         valid = REGISTRY[name].parameters()
         unknown = sorted(set(values) - set(valid))
         if unknown:

@@ -79,6 +79,7 @@ def test_clean_table_export_keeps_original_columns(tmp_path, wine_csv):
         (["audit", "{text}", "--modality", "audio"], "unknown modality"),
         (["audit", "{text}", "--param", "near_duplicate=0.9"], "DETECTOR.PARAM=VALUE"),
         (["audit", "{text}", "--param", "near_duplicate.thresh=0.9"], "valid: threshold"),
+        (["audit", "{text}", "--detector", "near_duplicates"], "unknown detector 'near_duplicates'"),
         (["audit", "{text}", "--model", "minilm", "--modality", "tabular"], "embeds text data"),
         (["audit", "{text}", "--k", "0"], "--k must be at least 1"),
         (["audit", "--resume", "nope"], "no run 'nope'"),
@@ -86,7 +87,7 @@ def test_clean_table_export_keeps_original_columns(tmp_path, wine_csv):
         (["export", "--what", "everything", "--out", "x.csv"], "--what must be one of"),
         (["export", "--what", "findings", "--out", "x.xlsx"], "cannot tell the format"),
     ],
-    ids=["missing source", "no source", "bad modality", "malformed param", "unknown param", "wrong model", "bad k", "resume unknown", "show unknown", "bad what", "bad format"],
+    ids=["missing source", "no source", "bad modality", "malformed param", "unknown param", "unknown detector", "wrong model", "bad k", "resume unknown", "show unknown", "bad what", "bad format"],
 )
 def test_bad_input_exits_2_with_a_message(audited, text_jsonl, args, message):
     db, _ = audited
@@ -94,6 +95,15 @@ def test_bad_input_exits_2_with_a_message(audited, text_jsonl, args, message):
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_a_detector_typo_fails_before_any_run_is_registered(audited, text_jsonl):
+    db, _ = audited
+    before = len(Store(db).list_runs())
+    for option in (["--param", "label_error.refitt=false"], ["--detector", "labels"]):
+        result = runner.invoke(app, ["audit", str(text_jsonl), "--db", str(db), *option])
+        assert result.exit_code == 2 and "valid:" in result.output, result.output
+    assert len(Store(db).list_runs()) == before
 
 
 def all_verbs() -> list[str]:

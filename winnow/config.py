@@ -73,6 +73,9 @@ class AuditConfig:
         for option in ("k", "batch_size", "shard_size"):
             if int(getattr(self, option)) < 1:
                 raise ConfigError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(self, option)}.")
+        from detectors import validate_params
+
+        validate_params(self.params, self.detectors)  # a typo fails here, not after hours of embedding
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

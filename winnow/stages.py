@@ -26,7 +26,7 @@ import pandas as pd
 from checks import check_corrupt
 from checks.image_quality import check_image_quality, measure_image
 from checks.text_quality import check_text_quality, measure_text
-from detectors import REGISTRY, DetectorRun, build_knn_graph, default_detectors, run_detectors, validate_params
+from detectors import REGISTRY, DetectorRun, build_knn_graph, default_detectors, run_detectors
 from detectors.drift import DEFAULT_MAX_SAMPLES, MIN_SAMPLES, detect_drift, drift_finding
 from detectors.reference import (
     exact_reference_duplicates, mark_reference_pairs, mark_reference_relations, sample_positions, with_reference_neighbours,
@@ -528,7 +528,6 @@ def plan_detection(
     table's suite (see :func:`table_checks`).
     """
     names = config.detectors or default_detectors()
-    validate_params(config.params)
     readable = items[items["error"].isna()].reset_index(drop=True)
     jobs = [DetectorJob([n for n in names if not REGISTRY[n].requires], readable, modality, {}, config.params)]
     graph_names = [n for n in names if REGISTRY[n].requires]
